@@ -1,0 +1,67 @@
+"""Wires the domain, the HTTP API and the UI onto NiceGUI's app, and runs it."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from nicegui import app, ui
+
+from . import api
+from .config import Settings
+from .resources import asset, assets_dir
+from .security import TokenMiddleware
+from .services import Services
+from .ui.shell import View, build_root
+from .ui.system_view import system_page
+
+log = logging.getLogger(__name__)
+
+TITLE = 'J.A.R.V.I.S.'
+
+
+def views() -> list[View]:
+    return [
+        View('/', 'System', 'monitor_heart', system_page),
+        View('/chat', 'Chat', 'forum', _upcoming('Chat')),
+        View('/models', 'Models', 'psychology', _upcoming('Models')),
+        View('/plugins', 'Plugins', 'extension', _upcoming('Plugins')),
+    ]
+
+
+def _upcoming(title: str) -> Callable[[Services], None]:
+    def page(_: Services) -> None:
+        ui.label(title).classes('text-2xl font-semibold')
+        ui.label('This view is coming.').classes('opacity-70')
+    return page
+
+
+def create_app(settings: Settings) -> tuple[Services, Callable[[], None]]:
+    """Build the services and register their lifecycle, the API and the assets on NiceGUI's app.
+
+    Returns the services and the root page function for ``ui.run``.
+    """
+    services = Services(settings)
+    app.on_startup(services.start)
+    app.on_shutdown(services.stop)
+    if settings.access_token:
+        app.add_middleware(TokenMiddleware, token=settings.access_token)
+    api.register(app, services)
+    app.add_static_files('/assets', str(assets_dir()))
+    return services, build_root(services, views())
+
+
+def run(settings: Settings, *, native: bool, show: bool) -> None:
+    _, root = create_app(settings)
+    ui.run(
+        root,
+        title=TITLE,
+        host=settings.host,
+        port=None if native else settings.port,
+        native=native,
+        window_size=(1280, 860) if native else None,
+        show=show and not native,
+        reload=False,
+        favicon=asset('icon.png'),
+        show_welcome_message=False,
+        uvicorn_logging_level='warning',
+    )

@@ -1,0 +1,183 @@
+"""Typed hub events.
+
+Every payload is a dataclass that serialises to plain JSON. The field names of the original
+design (``system_metrics`` {cpu, memory, disk, gpu}, ``chat_message`` {role, text},
+``model_loaded`` {model}, ``plugin_toggled`` {plugin, enabled}) are kept so that anything
+written against it still reads them; extra fields are additions, never renames.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+# Event type names, as they appear on the wire.
+SYSTEM_METRICS = 'system_metrics'
+CHAT_MESSAGE = 'chat_message'
+MODEL_LOADED = 'model_loaded'
+MODEL_STATUS = 'model_status'
+PLUGIN_TOGGLED = 'plugin_toggled'
+NOTIFICATION = 'notification'
+CONVERSATIONS_CHANGED = 'conversations_changed'
+PULL_PROGRESS = 'pull_progress'
+
+
+class Payload:
+    """Base class of every event payload: a dataclass with a wire name."""
+
+    event_type: ClassVar[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+
+@dataclass(frozen=True, slots=True)
+class GpuReading(Payload):
+    """One GPU. ``None`` in any field means the driver could not tell ("n/a")."""
+
+    event_type: ClassVar[str] = 'gpu'
+    index: int
+    name: str | None
+    utilization: float | None  # percent
+    memory_used: int | None  # bytes
+    memory_total: int | None  # bytes
+    temperature: float | None  # degrees Celsius
+    power: float | None  # watts
+    power_limit: float | None  # watts
+    fan: float | None  # percent
+
+    @property
+    def memory_percent(self) -> float | None:
+        if self.memory_used is None or not self.memory_total:
+            return None
+        return 100.0 * self.memory_used / self.memory_total
+
+
+@dataclass(frozen=True, slots=True)
+class SystemMetrics(Payload):
+    """One sample of the machine. ``gpu`` is ``None`` when no GPU can be read."""
+
+    event_type: ClassVar[str] = SYSTEM_METRICS
+    cpu: float
+    memory: float
+    disk: float
+    gpu: float | None
+    timestamp: float = field(default_factory=time.time)
+    cpu_per_core: list[float] = field(default_factory=list)
+    cpu_count: int = 0
+    memory_used: int = 0
+    memory_total: int = 0
+    swap_used: int = 0
+    swap_total: int = 0
+    disk_path: str = ''
+    disk_used: int = 0
+    disk_total: int = 0
+    net_sent_per_s: float | None = None  # bytes/s; None on the first sample
+    net_recv_per_s: float | None = None
+    gpus: list[GpuReading] = field(default_factory=list)
+    gpu_status: str = 'n/a'  # 'ok', or why there is no GPU reading
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SystemMetrics:
+        values = dict(data)
+        values['gpus'] = [GpuReading(**gpu) for gpu in values.get('gpus', [])]
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+ChatRole = Literal['user', 'assistant', 'system']
+ChatStatus = Literal['streaming', 'done', 'stopped', 'error']
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage(Payload):
+    """A chat message, or the latest state of one that is still streaming.
+
+    While an answer streams, the same ``id`` is published again with the text so far;
+    ``status`` says whether it is complete.
+    """
+
+    event_type: ClassVar[str] = CHAT_MESSAGE
+    role: ChatRole
+    text: str
+    id: str = ''
+    conversation_id: str = ''
+    status: ChatStatus = 'done'
+    created_at: float = field(default_factory=time.time)
+    source: str = ''  # the model's or plugin's name for assistant messages
+    model: str = ''
+    first_token_s: float | None = None
+    tokens_per_s: float | None = None
+    tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelLoaded(Payload):
+    event_type: ClassVar[str] = MODEL_LOADED
+    model: str | None  # None once the active model was unloaded
+    source: str = ''
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelStatus(Payload):
+    """A model's state changed (loading, error, ...): the Models views follow it."""
+
+    event_type: ClassVar[str] = MODEL_STATUS
+    model: str
+    source: str
+    state: str
+    error: str = ''
+
+
+@dataclass(frozen=True, slots=True)
+class PluginToggled(Payload):
+    event_type: ClassVar[str] = PLUGIN_TOGGLED
+    plugin: str
+    enabled: bool
+    state: str = ''
+    error: str = ''
+
+
+@dataclass(frozen=True, slots=True)
+class Notification(Payload):
+    """A message for every open window (a reminder that fired, a finished download, ...)."""
+
+    event_type: ClassVar[str] = NOTIFICATION
+    message: str
+    level: Literal['info', 'positive', 'warning', 'negative'] = 'info'
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationsChanged(Payload):
+    """The list of conversations changed (new, renamed, deleted)."""
+
+    event_type: ClassVar[str] = CONVERSATIONS_CHANGED
+    conversation_id: str = ''
+    action: str = ''
+
+
+@dataclass(frozen=True, slots=True)
+class PullProgress(Payload):
+    """Progress of an Ollama pull."""
+
+    event_type: ClassVar[str] = PULL_PROGRESS
+    model: str
+    status: str
+    completed: int | None = None
+    total: int | None = None
+    done: bool = False
+    error: str = ''
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """What the hub fans out: a typed payload with its wire name and time."""
+
+    type: str
+    data: Payload
+    timestamp: float
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {'type': self.type, 'data': self.data.to_dict(), 'timestamp': self.timestamp}

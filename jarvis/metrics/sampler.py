@@ -1,0 +1,108 @@
+"""Samples the machine every few seconds while at least one window is connected."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+
+from ..events import SystemMetrics
+from ..hub import Hub
+from .gpu import NvmlGpuReader
+from .system import PsutilReader
+
+log = logging.getLogger(__name__)
+
+DEFAULT_INTERVAL_S = 2.0
+HISTORY_S = 300.0
+
+
+class MetricsSampler:
+    """Publishes ``system_metrics`` on the hub; idles while no window is connected.
+
+    Every psutil, disk and NVML call runs in a worker thread, never on the event loop.
+    """
+
+    def __init__(self, hub: Hub, *, interval: float = DEFAULT_INTERVAL_S,
+                 system: PsutilReader | None = None, gpus: NvmlGpuReader | None = None) -> None:
+        self.hub = hub
+        self.interval = interval
+        self.system = system or PsutilReader()
+        self.gpus = gpus or NvmlGpuReader()
+        self.history: deque[SystemMetrics] = deque(maxlen=max(1, int(HISTORY_S / interval)))
+        self.samples_taken = 0
+        self._task: asyncio.Task | None = None
+        self._started = False
+        self._lock = asyncio.Lock()  # the loop and an API request may ask at the same time
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name='metrics-sampler')
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        await asyncio.to_thread(self.gpus.shutdown)
+
+    async def sample_once(self) -> SystemMetrics:
+        """Read the machine (off the loop) and publish the result."""
+        async with self._lock:
+            if not self._started:
+                await asyncio.to_thread(self._start_readers)
+            metrics = await asyncio.to_thread(self._read)
+            self.samples_taken += 1
+            self.history.append(metrics)
+            self.hub.publish(metrics)
+            return metrics
+
+    async def current(self) -> SystemMetrics:
+        """The latest sample if it is fresh, else a new one (for scripts asking between ticks)."""
+        latest = self.history[-1] if self.history else None
+        if latest is not None and time.time() - latest.timestamp <= self.interval * 1.5:
+            return latest
+        return await self.sample_once()
+
+    async def _run(self) -> None:
+        await asyncio.to_thread(self._start_readers)
+        while True:
+            await self.hub.wait_for_viewers()
+            try:
+                await self.sample_once()
+            except Exception:  # a bad reading must not end monitoring
+                log.exception('metrics: sampling failed')
+            await asyncio.sleep(self.interval)
+
+    def _start_readers(self) -> None:
+        if not self._started:
+            self.system.prime()
+            self.gpus.start()
+            self._started = True
+
+    def _read(self) -> SystemMetrics:
+        system = self.system.read()
+        gpus = self.gpus.read()
+        utilizations = [g.utilization for g in gpus if g.utilization is not None]
+        return SystemMetrics(
+            cpu=round(system.cpu, 1),
+            memory=round(system.memory, 1),
+            disk=round(system.disk, 1),
+            gpu=round(sum(utilizations) / len(utilizations), 1) if utilizations else None,
+            cpu_per_core=system.cpu_per_core,
+            cpu_count=system.cpu_count,
+            memory_used=system.memory_used,
+            memory_total=system.memory_total,
+            swap_used=system.swap_used,
+            swap_total=system.swap_total,
+            disk_path=system.disk_path,
+            disk_used=system.disk_used,
+            disk_total=system.disk_total,
+            net_sent_per_s=system.net_sent_per_s,
+            net_recv_per_s=system.net_recv_per_s,
+            gpus=gpus,
+            gpu_status=self.gpus.status,
+        )

@@ -1,0 +1,121 @@
+"""A small, thread-safe SQLite wrapper. Callers on the event loop use the ``a*`` methods,
+which run the query in a worker thread so that disk I/O never blocks the loop."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+log = logging.getLogger(__name__)
+T = TypeVar('T')
+
+# Each entry migrates the schema one version up; append, never edit, so old databases follow.
+MIGRATIONS: list[str] = [
+    '''
+    CREATE TABLE settings (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    ''',
+    '''
+    CREATE TABLE conversations (
+        id TEXT PRIMARY KEY,
+        title TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE TABLE messages (
+        id TEXT PRIMARY KEY,
+        conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+        role TEXT NOT NULL,
+        text TEXT NOT NULL,
+        status TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        source TEXT NOT NULL DEFAULT '',
+        model TEXT NOT NULL DEFAULT '',
+        first_token_s REAL,
+        tokens_per_s REAL,
+        tokens INTEGER
+    );
+    CREATE INDEX messages_by_conversation ON messages(conversation_id, created_at);
+    ''',
+    '''
+    CREATE TABLE notes (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        text TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE reminders (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        text TEXT NOT NULL,
+        due_at REAL NOT NULL,
+        created_at REAL NOT NULL,
+        fired INTEGER NOT NULL DEFAULT 0
+    );
+    ''',
+]
+
+
+class Database:
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        if str(path) != ':memory:':
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute('PRAGMA foreign_keys = ON')
+        # WAL keeps every committed message through a crash or kill of the app.
+        self._conn.execute('PRAGMA journal_mode = WAL')
+        self._conn.execute('PRAGMA synchronous = NORMAL')
+        self._migrate()
+
+    def _migrate(self) -> None:
+        with self._lock:
+            version = self._conn.execute('PRAGMA user_version').fetchone()[0]
+            for index, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                self._conn.executescript(f'BEGIN; {script}; PRAGMA user_version = {index}; COMMIT;')
+                log.debug('database migrated to version %d', index)
+
+    def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Cursor:
+        with self._lock:
+            return self._conn.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        with self._lock:
+            self._conn.execute('BEGIN')
+            try:
+                self._conn.executemany(sql, rows)
+                self._conn.execute('COMMIT')
+            except BaseException:
+                self._conn.execute('ROLLBACK')
+                raise
+
+    def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    def query_one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Row | None:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchone()
+
+    def integrity_ok(self) -> bool:
+        return self.query_one('PRAGMA integrity_check')[0] == 'ok'  # type: ignore[index]
+
+    async def run(self, function: Callable[..., T], *args: Any) -> T:
+        """Run a blocking database function in a worker thread."""
+        return await asyncio.to_thread(function, *args)
+
+    async def aexecute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> None:
+        await asyncio.to_thread(self.execute, sql, params)
+
+    async def aquery(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
+        return await asyncio.to_thread(self.query, sql, params)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

@@ -1,0 +1,50 @@
+"""How numbers read in the UI. ``None`` always reads "n/a": a missing reading is never a 0."""
+from __future__ import annotations
+
+NA = 'n/a'
+
+
+def percent(value: float | None) -> str:
+    return NA if value is None else f'{value:.0f}%'
+
+
+def bytes_(value: float | None) -> str:
+    if value is None:
+        return NA
+    size = float(value)
+    for unit in ('B', 'KiB', 'MiB', 'GiB', 'TiB'):
+        if abs(size) < 1024 or unit == 'TiB':
+            return f'{size:.0f} {unit}' if unit == 'B' else f'{size:.1f} {unit}'
+        size /= 1024
+    return f'{size:.1f} TiB'
+
+
+def used_of(used: float | None, total: float | None) -> str:
+    if used is None or total is None:
+        return NA
+    return f'{bytes_(used)} / {bytes_(total)}'
+
+
+def rate(value: float | None) -> str:
+    return NA if value is None else f'{bytes_(value)}/s'
+
+
+def temperature(value: float | None) -> str:
+    return NA if value is None else f'{value:.0f} °C'
+
+
+def watts(value: float | None, limit: float | None = None) -> str:
+    if value is None:
+        return NA
+    return f'{value:.0f} W' if limit is None else f'{value:.0f} / {limit:.0f} W'
+
+
+def level_color(value: float | None) -> str:
+    """Green below 50 %, amber below 75 %, red above; grey when there is no reading."""
+    if value is None:
+        return 'grey'
+    if value < 50:
+        return 'positive'
+    if value < 75:
+        return 'warning'
+    return 'negative'

@@ -1,0 +1,104 @@
+"""``use_hub()``: how a window subscribes to the hub (the seed's ``useWebSocket()``).
+
+Each window (NiceGUI client) gets one ``LiveWindow``: one hub subscription with its own bounded
+buffer, the connection state and the latest values as bindable properties, and per-view
+handlers. The subscription counts as a connected viewer while the browser's socket is up and
+is closed by itself when the window closes. A handler that raises shows a short notification
+in its own window only (an error boundary); other views and windows carry on.
+"""
+from __future__ import annotations
+
+import inspect
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from nicegui import Client, context, ui
+from nicegui.binding import BindableProperty
+
+from .. import events
+from ..events import Event, ModelLoaded, SystemMetrics
+from ..hub import Hub, Subscription
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Any], Any]
+
+class LiveWindow:
+    connected = BindableProperty()
+    metrics = BindableProperty()
+    model = BindableProperty()
+
+    def __init__(self, hub: Hub, client: Client) -> None:
+        self.client = client
+        self.connected: bool = client.has_socket_connection
+        latest_metrics = hub.latest(events.SYSTEM_METRICS)
+        self.metrics: SystemMetrics | None = latest_metrics.data if latest_metrics else None  # type: ignore[assignment]
+        latest_model = hub.latest(events.MODEL_LOADED)
+        self.model: ModelLoaded | None = latest_model.data if latest_model else None  # type: ignore[assignment]
+        self._handlers: dict[str, list[tuple[ui.element | None, Handler]]] = defaultdict(list)
+        self.subscription: Subscription = hub.subscribe(
+            self._dispatch, name=f'window {client.id[:8]}', viewer=self.connected)
+        client.on_connect(self._on_connect)
+        client.on_disconnect(self._on_disconnect)
+        client.on_delete(self.close)
+
+    def on(self, event_type: str, handler: Handler, *, owner: ui.element | None = None) -> None:
+        """Call ``handler(payload)`` for each event of a type while ``owner`` (a view's element) lives."""
+        self._handlers[event_type].append((owner, handler))
+
+    def close(self) -> None:
+        self.subscription.close()
+        self._handlers.clear()
+        if _windows.get(self.client.id) is self:
+            del _windows[self.client.id]
+
+    def _on_connect(self) -> None:
+        self.connected = True
+        self.subscription.viewer = True
+
+    def _on_disconnect(self) -> None:
+        self.connected = False
+        self.subscription.viewer = False
+
+    async def _dispatch(self, event: Event) -> None:
+        if self.client.is_deleted:
+            self.close()
+            return
+        if event.type == events.SYSTEM_METRICS:
+            self.metrics = event.data
+        elif event.type == events.MODEL_LOADED:
+            self.model = event.data
+        handlers = self._handlers.get(event.type)
+        if not handlers:
+            return
+        handlers[:] = [(owner, h) for owner, h in handlers if owner is None or not owner.is_deleted]
+        for owner, handler in list(handlers):
+            with (owner or self.client):
+                try:
+                    result = handler(event.data)
+                    if inspect.isawaitable(result):
+                        await result
+                except Exception as error:  # error boundary: this window says so, the others carry on
+                    log.exception('view handler for %s failed', event.type)
+                    ui.notify(f'Could not show an update ({type(error).__name__}: {error})',
+                              type='negative', group='view-error')
+
+
+def use_hub(hub: Hub) -> LiveWindow:
+    """The current window's live connection to the hub, created on first use."""
+    client = context.client
+    window = _windows.get(client.id)
+    if window is None or window.subscription.closed:
+        window = LiveWindow(hub, client)
+        _windows[client.id] = window
+    return window
+
+
+def open_windows() -> int:
+    """How many windows hold a live connection (for tests and diagnostics)."""
+    return len(_windows)
+
+
+_windows: dict[str, LiveWindow] = {}

@@ -1,0 +1,9 @@
+"""The "Live" / "Offline" pill: pulses while this window is connected to the app."""
+from nicegui import ui
+
+
+class LiveIndicator(ui.element, component='live_indicator.js'):
+    def __init__(self, live_text: str = 'Live', offline_text: str = 'Offline') -> None:
+        super().__init__()
+        self.props['live-text'] = live_text
+        self.props['offline-text'] = offline_text

@@ -1,0 +1,113 @@
+"""The app shell: header, navigation, theme and the views as client-side sub pages.
+
+One shell per window. Switching views keeps the window's connection (and its hub
+subscription); only the view's own elements are replaced.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from nicegui import context, ui
+
+from ..resources import asset
+from ..services import Services
+from .live import use_hub
+from .live_indicator import LiveIndicator
+
+log = logging.getLogger(__name__)
+
+THEME_KEY = 'ui.dark_mode'
+
+
+@dataclass(frozen=True)
+class View:
+    path: str
+    title: str
+    icon: str
+    build: Callable[[Services], None]
+
+
+def build_root(services: Services, views: list[View]) -> Callable[[], None]:
+    """The root page function, given to ``ui.run``."""
+    routes = {view.path: _bind(view, services) for view in views}
+
+    def root() -> None:
+        ui.add_css(asset('styles.css'))
+        ui.page_title('J.A.R.V.I.S.')
+        ui.colors(primary='#0ea5e9', secondary='#6366f1', accent='#22d3ee')
+        dark = ui.dark_mode(services.store.get(THEME_KEY, True))
+        live = use_hub(services.hub)
+        ui.on_exception(_notify_exception)  # an error in one handler is reported in this window only
+
+        with ui.left_drawer(value=True, bordered=True).props('width=210').classes('px-0') as drawer:
+            nav_items = _navigation(views)
+        with ui.header(elevated=True).classes('items-center gap-3 px-4 bg-slate-900 text-white'):
+            ui.button(icon='menu', on_click=drawer.toggle).props('flat round dense color=white') \
+                .tooltip('Navigation')
+            ui.image(asset('icon.png')).classes('w-8 h-8')
+            ui.label('J.A.R.V.I.S.').classes('text-xl font-semibold tracking-widest')
+            ui.space()
+            ui.label().bind_text_from(live, 'model', backward=_model_caption) \
+                .classes('text-sm opacity-80').mark('header-model')
+            LiveIndicator('Connected', 'Offline').mark('connection-indicator')
+            theme_button = ui.button(on_click=lambda: _toggle_theme(services, dark, theme_button)) \
+                .props('flat round dense color=white').mark('theme-toggle')
+            _show_theme_icon(theme_button, dark.value)
+
+        router = context.client.sub_pages_router
+        router.on_path_changed(lambda path: _highlight(nav_items, path))
+        _highlight(nav_items, router.current_path)
+        ui.sub_pages(routes).classes('w-full')
+
+    return root
+
+
+def _bind(view: View, services: Services) -> Callable[[], None]:
+    def page() -> None:
+        view.build(services)
+    return page
+
+
+def _navigation(views: list[View]) -> dict[str, ui.item]:
+    items: dict[str, ui.item] = {}
+    with ui.list().classes('w-full pt-2'):
+        for view in views:
+            with ui.item(on_click=lambda path=view.path: ui.navigate.to(path)) \
+                    .classes('rounded-r-full mr-2').mark(f'nav-{view.title.lower()}') as item:
+                with ui.item_section().props('avatar'):
+                    ui.icon(view.icon)
+                with ui.item_section():
+                    ui.label(view.title)
+            items[view.path] = item
+    return items
+
+
+def _highlight(items: dict[str, ui.item], path: str) -> None:
+    current = path.split('?')[0].rstrip('/') or '/'
+    for view_path, item in items.items():
+        if view_path == current:
+            item.props('active active-class="bg-sky-500/20 text-sky-500"')
+        else:
+            item.props(remove='active')
+
+
+def _model_caption(model: object) -> str:
+    name = getattr(model, 'model', None)
+    return f'Model: {name}' if name else 'No model loaded'
+
+
+async def _toggle_theme(services: Services, dark: ui.dark_mode, button: ui.button) -> None:
+    dark.set_value(not dark.value)
+    _show_theme_icon(button, dark.value)
+    await services.store.set(THEME_KEY, dark.value)
+
+
+def _show_theme_icon(button: ui.button, is_dark: bool | None) -> None:
+    button.props(f'icon={"light_mode" if is_dark else "dark_mode"}')
+
+
+def _notify_exception(error: Exception) -> None:
+    log.error('error in a view: %s', error, exc_info=error)
+    ui.notify(f'Something went wrong: {error}', type='negative', group='view-error')

@@ -1,0 +1,203 @@
+"""The System view: four live cards, the details under them and a five-minute history chart.
+
+Elements are created once and updated in place on each ``system_metrics`` event.
+"""
+from __future__ import annotations
+
+from nicegui import ui
+
+from .. import events
+from ..events import GpuReading, SystemMetrics
+from ..services import Services
+from . import format as fmt
+from .live import LiveWindow, use_hub
+from .live_indicator import LiveIndicator
+
+SERIES = (('CPU', 'cpu'), ('Memory', 'memory'), ('GPU', 'gpu'))
+
+
+class MetricCard:
+    """A percentage with a colour-coded bar and a caption."""
+
+    def __init__(self, title: str, icon: str, key: str) -> None:
+        with ui.card().classes('w-full gap-2').mark(f'{key}-card'):
+            with ui.row().classes('items-center gap-2 w-full'):
+                ui.icon(icon, size='sm').classes('opacity-70')
+                ui.label(title).classes('text-sm uppercase tracking-wide opacity-70')
+            self.value = ui.label(fmt.NA).classes('text-4xl font-bold jarvis-metric-value').mark(f'{key}-value')
+            self.bar = ui.linear_progress(value=0, show_value=False, size='10px', color='grey') \
+                .props('rounded').mark(f'{key}-bar')
+            self.caption = ui.label('').classes('text-sm opacity-70 truncate w-full').mark(f'{key}-caption')
+        self._color = 'grey'
+
+    def show(self, value: float | None, caption: str) -> None:
+        _set_text(self.value, fmt.percent(value))
+        _set_text(self.caption, caption)
+        self.bar.set_value(0 if value is None else max(0.0, min(1.0, value / 100)))
+        color = fmt.level_color(value)
+        if color != self._color:
+            self._color = color
+            self.bar.props(f'color={color}')
+
+
+class SystemView:
+    def __init__(self, services: Services, live: LiveWindow) -> None:
+        self.services = services
+        self._gpu_count = -1
+        with ui.column().classes('w-full gap-4') as self.root:
+            with ui.row().classes('w-full items-center'):
+                ui.label('System').classes('text-2xl font-semibold')
+                ui.space()
+                LiveIndicator().mark('system-live')
+            with ui.grid().classes('w-full gap-4 grid-cols-1 sm:grid-cols-2 xl:grid-cols-4'):
+                self.cpu = MetricCard('CPU', 'memory', 'cpu')
+                self.memory = MetricCard('Memory', 'storage', 'memory')
+                self.disk = MetricCard('Disk', 'save', 'disk')
+                self.gpu = MetricCard('GPU', 'developer_board', 'gpu')
+            with ui.grid().classes('w-full gap-4 grid-cols-1 lg:grid-cols-2'):
+                self._build_cpu_details()
+                self._build_memory_details()
+                self._build_gpu_details()
+            self._build_chart()
+        live.on(events.SYSTEM_METRICS, self.update, owner=self.root)
+        if live.metrics is not None:  # a fresh window shows the current values at once
+            self.update(live.metrics)
+
+    # --- building (once) --------------------------------------------------------------------
+
+    def _build_cpu_details(self) -> None:
+        with ui.card().classes('w-full'):
+            ui.label('CPU cores').classes('text-base font-medium')
+            self.cores_grid = ui.grid().classes('w-full gap-x-4 gap-y-1 grid-cols-2 md:grid-cols-4')
+            self.core_bars: list[tuple[ui.label, ui.linear_progress]] = []
+            self.core_colors: list[str] = []
+
+    def _build_memory_details(self) -> None:
+        with ui.card().classes('w-full'):
+            ui.label('Memory, disk and network').classes('text-base font-medium')
+            with ui.grid(columns=2).classes('w-full gap-x-6 gap-y-1 text-sm'):
+                ui.label('Memory')
+                self.memory_detail = ui.label(fmt.NA).mark('memory-detail')
+                ui.label('Swap')
+                self.swap_detail = ui.label(fmt.NA).mark('swap-detail')
+                self.disk_label = ui.label('Disk')
+                self.disk_detail = ui.label(fmt.NA).mark('disk-detail')
+                ui.label('Network ↑')
+                self.net_up = ui.label(fmt.NA).mark('net-up')
+                ui.label('Network ↓')
+                self.net_down = ui.label(fmt.NA).mark('net-down')
+
+    def _build_gpu_details(self) -> None:
+        with ui.card().classes('w-full lg:col-span-2'):
+            ui.label('GPUs').classes('text-base font-medium')
+            self.gpu_status = ui.label(fmt.NA).classes('text-sm opacity-70').mark('gpu-status')
+            self.gpu_table = ui.table(columns=[
+                {'name': 'name', 'label': 'GPU', 'field': 'name', 'align': 'left'},
+                {'name': 'utilization', 'label': 'Utilisation', 'field': 'utilization'},
+                {'name': 'memory', 'label': 'Memory', 'field': 'memory'},
+                {'name': 'temperature', 'label': 'Temperature', 'field': 'temperature'},
+                {'name': 'power', 'label': 'Power', 'field': 'power'},
+                {'name': 'fan', 'label': 'Fan', 'field': 'fan'},
+            ], rows=[], row_key='index').props('flat dense').classes('w-full').mark('gpu-table')
+            self.gpu_table.set_visibility(False)
+
+    def _build_chart(self) -> None:
+        history = list(self.services.sampler.history)
+        with ui.card().classes('w-full'):
+            ui.label('Last 5 minutes').classes('text-base font-medium')
+            self.chart = ui.echart({
+                'animation': False,
+                'tooltip': {'trigger': 'axis'},
+                'legend': {'top': 0, 'data': [name for name, _ in SERIES], 'textStyle': {'color': '#94a3b8'}},
+                'grid': {'left': 8, 'right': 16, 'top': 32, 'bottom': 8, 'containLabel': True},
+                'xAxis': {'type': 'time', 'axisLabel': {'color': '#94a3b8'}},
+                'yAxis': {'type': 'value', 'min': 0, 'max': 100,
+                          'axisLabel': {'color': '#94a3b8', 'formatter': '{value}%'},
+                          'splitLine': {'lineStyle': {'color': 'rgba(148, 163, 184, 0.2)'}}},
+                'series': [{'name': name, 'type': 'line', 'showSymbol': False, 'connectNulls': False,
+                            'data': [_point(m, key) for m in history]} for name, key in SERIES],
+            }).classes('w-full h-64').mark('history-chart')
+
+    # --- updating (every tick, in place) ----------------------------------------------------
+
+    def update(self, metrics: SystemMetrics) -> None:
+        self.cpu.show(metrics.cpu, f'{metrics.cpu_count} cores')
+        self.memory.show(metrics.memory, fmt.used_of(metrics.memory_used, metrics.memory_total))
+        self.disk.show(metrics.disk, fmt.used_of(metrics.disk_used, metrics.disk_total))
+        self.gpu.show(metrics.gpu, _gpu_caption(metrics))
+        self._update_cores(metrics.cpu_per_core)
+        _set_text(self.memory_detail, fmt.used_of(metrics.memory_used, metrics.memory_total))
+        _set_text(self.swap_detail, fmt.used_of(metrics.swap_used, metrics.swap_total))
+        _set_text(self.disk_label, f'Disk ({metrics.disk_path})')
+        _set_text(self.disk_detail, fmt.used_of(metrics.disk_used, metrics.disk_total))
+        _set_text(self.net_up, fmt.rate(metrics.net_sent_per_s))
+        _set_text(self.net_down, fmt.rate(metrics.net_recv_per_s))
+        self._update_gpus(metrics)
+        self._update_chart(metrics)
+
+    def _update_cores(self, per_core: list[float]) -> None:
+        if len(per_core) != len(self.core_bars):  # the core count is fixed; this runs once
+            self.cores_grid.clear()
+            self.core_bars = []
+            self.core_colors = ['grey'] * len(per_core)
+            with self.cores_grid:
+                for index in range(len(per_core)):
+                    with ui.column().classes('gap-0 w-full'):
+                        label = ui.label(f'Core {index}').classes('text-xs opacity-70')
+                        bar = ui.linear_progress(value=0, show_value=False, size='6px', color='grey') \
+                            .props('rounded')
+                    self.core_bars.append((label, bar))
+        for index, ((label, bar), value) in enumerate(zip(self.core_bars, per_core)):
+            _set_text(label, f'Core {index}: {fmt.percent(value)}')
+            bar.set_value(value / 100)
+            if (color := fmt.level_color(value)) != self.core_colors[index]:
+                self.core_colors[index] = color
+                bar.props(f'color={color}')
+
+    def _update_gpus(self, metrics: SystemMetrics) -> None:
+        _set_text(self.gpu_status, f'{len(metrics.gpus)} GPU(s)' if metrics.gpus else f'n/a: {metrics.gpu_status}')
+        self.gpu_table.set_visibility(bool(metrics.gpus))
+        rows = [_gpu_row(gpu) for gpu in metrics.gpus]
+        if rows != self.gpu_table.rows:
+            self.gpu_table.rows = rows
+            self.gpu_table.update()
+
+    def _update_chart(self, metrics: SystemMetrics) -> None:
+        limit = self.services.sampler.history.maxlen or 150
+        for series, (_, key) in zip(self.chart.options['series'], SERIES):
+            data = series['data']
+            data.append(_point(metrics, key))
+            del data[:-limit]
+        self.chart.update()
+
+
+def system_page(services: Services) -> None:
+    SystemView(services, use_hub(services.hub))
+
+
+def _point(metrics: SystemMetrics, key: str) -> list:
+    return [int(metrics.timestamp * 1000), getattr(metrics, key)]
+
+
+def _gpu_caption(metrics: SystemMetrics) -> str:
+    if not metrics.gpus:
+        return metrics.gpu_status
+    names = sorted({gpu.name or 'GPU' for gpu in metrics.gpus})
+    return ', '.join(names) if len(metrics.gpus) == 1 else f'{len(metrics.gpus)}× {", ".join(names)}'
+
+
+def _gpu_row(gpu: GpuReading) -> dict:
+    return {
+        'index': gpu.index,
+        'name': f'#{gpu.index} {gpu.name or fmt.NA}',
+        'utilization': fmt.percent(gpu.utilization),
+        'memory': fmt.used_of(gpu.memory_used, gpu.memory_total),
+        'temperature': fmt.temperature(gpu.temperature),
+        'power': fmt.watts(gpu.power, gpu.power_limit),
+        'fan': fmt.percent(gpu.fan),
+    }
+
+
+def _set_text(label: ui.label, text: str) -> None:
+    if label.text != text:
+        label.set_text(text)
