@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable
 
 from nicegui import app, ui
@@ -50,13 +51,16 @@ def create_app(settings: Settings) -> tuple[Services, Callable[[], None]]:
     return services, build_root(services, views())
 
 
-def run(settings: Settings, *, native: bool, show: bool) -> None:
+def run(settings: Settings, *, native: bool, show: bool, native_port: int | None = None) -> None:
     _, root = create_app(settings)
+    if native and sys.platform.startswith('linux'):
+        app.native.start_args['gui'] = 'qt'  # the backend we ship on Linux; pywebview would try GTK first
+        app.native.window_args['min_size'] = (720, 560)
     ui.run(
         root,
         title=TITLE,
         host=settings.host,
-        port=None if native else settings.port,
+        port=native_port if native else settings.port,
         native=native,
         window_size=(1280, 860) if native else None,
         show=show and not native,

@@ -35,8 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help='serve in browser mode without opening a browser or a window (headless)')
     parser.add_argument('--host', default=DEFAULT_HOST,
                         help=f'interface to serve on (default {DEFAULT_HOST}; any other needs an access token)')
-    parser.add_argument('--port', type=int, default=DEFAULT_PORT,
-                        help=f'port in browser mode (default {DEFAULT_PORT}; the native window picks a free one)')
+    parser.add_argument('--port', type=int, default=None,
+                        help=f'port to serve on (browser mode: default {DEFAULT_PORT}; the native window '
+                             'picks a free one unless told)')
     parser.add_argument('--token', default=os.environ.get('JARVIS_TOKEN'),
                         help='access token that every page and /api/ route requires (default: generated '
                              'and printed when --host is not a loopback address; env JARVIS_TOKEN)')
@@ -66,24 +67,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f'jarvis: {error}', file=sys.stderr)
         return 2
 
-    settings = Settings(host=args.host, port=args.port, access_token=token,
+    native = not (args.browser or args.no_open)
+    settings = Settings(host=args.host, port=args.port or DEFAULT_PORT, access_token=token,
                         load_default_model=not args.no_default_model)
     if args.data_dir is not None:
         settings = settings.with_changes(data_dir=args.data_dir.expanduser().resolve())
 
-    native = not (args.browser or args.no_open)
     if native and (reason := native_window_unavailable()):
         print(f'jarvis: no native window ({reason}); serving in browser mode at '
-              f'http://{_display_host(args.host)}:{args.port}/ instead.', file=sys.stderr)
+              f'http://{_display_host(args.host)}:{settings.port}/ instead.', file=sys.stderr)
         native = False
     if native:
         _prepare_qt()
     if token and args.host not in ('127.0.0.1', 'localhost', '::1'):
         print(f'jarvis: access token: {token}\n'
-              f'jarvis: open http://{_display_host(args.host)}:{args.port}/?token={token}', file=sys.stderr)
+              f'jarvis: open http://{_display_host(args.host)}:{settings.port}/?token={token}', file=sys.stderr)
 
     from .app import run  # pylint: disable=import-outside-toplevel  # keeps --help fast
-    run(settings, native=native, show=not args.no_open)
+    run(settings, native=native, show=not args.no_open, native_port=args.port)
     return 0
 
 

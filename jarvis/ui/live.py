@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import weakref
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +21,7 @@ from nicegui.binding import BindableProperty
 from .. import events
 from ..events import Event, ModelLoaded, SystemMetrics
 from ..hub import Hub, Subscription
+from . import notifications
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +84,8 @@ class LiveWindow:
                         await result
                 except Exception as error:  # error boundary: this window says so, the others carry on
                     log.exception('view handler for %s failed', event.type)
-                    ui.notify(f'Could not show an update ({type(error).__name__}: {error})',
-                              type='negative', group='view-error')
+                    notifications.notify(self.client, f'Could not show an update ({type(error).__name__}: {error})',
+                                         type='negative', group='view-error')
 
 
 def use_hub(hub: Hub) -> LiveWindow:
@@ -101,4 +103,5 @@ def open_windows() -> int:
     return len(_windows)
 
 
-_windows: dict[str, LiveWindow] = {}
+# weak: a window lives as long as its client and its hub subscription hold it
+_windows: weakref.WeakValueDictionary[str, LiveWindow] = weakref.WeakValueDictionary()

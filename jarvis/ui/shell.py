@@ -6,15 +6,17 @@ subscription); only the view's own elements are replaced.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from nicegui import context, ui
+from nicegui import background_tasks, context, ui
 
 from ..resources import asset
 from ..services import Services
 from .live import use_hub
 from .live_indicator import LiveIndicator
+from .markers import mark
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,9 @@ def build_root(services: Services, views: list[View]) -> Callable[[], None]:
         ui.colors(primary='#0ea5e9', secondary='#6366f1', accent='#22d3ee')
         dark = ui.dark_mode(services.store.get(THEME_KEY, True))
         live = use_hub(services.hub)
+        if live.metrics is None or time.time() - live.metrics.timestamp > services.sampler.interval * 1.5:
+            # the sampler idles while no window is open: take a fresh sample for this one right away
+            background_tasks.create(services.sampler.current(), name='first sample')
         ui.on_exception(_notify_exception)  # an error in one handler is reported in this window only
 
         with ui.left_drawer(value=True, bordered=True).props('width=210').classes('px-0') as drawer:
@@ -51,7 +56,7 @@ def build_root(services: Services, views: list[View]) -> Callable[[], None]:
             ui.space()
             ui.label().bind_text_from(live, 'model', backward=_model_caption) \
                 .classes('text-sm opacity-80').mark('header-model')
-            LiveIndicator('Connected', 'Offline').mark('connection-indicator')
+            mark(LiveIndicator('Connected', 'Offline'), 'connection-indicator')
             theme_button = ui.button(on_click=lambda: _toggle_theme(services, dark, theme_button)) \
                 .props('flat round dense color=white').mark('theme-toggle')
             _show_theme_icon(theme_button, dark.value)

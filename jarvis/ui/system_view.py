@@ -4,6 +4,8 @@ Elements are created once and updated in place on each ``system_metrics`` event.
 """
 from __future__ import annotations
 
+import time
+
 from nicegui import ui
 
 from .. import events
@@ -12,6 +14,7 @@ from ..services import Services
 from . import format as fmt
 from .live import LiveWindow, use_hub
 from .live_indicator import LiveIndicator
+from .markers import mark
 
 SERIES = (('CPU', 'cpu'), ('Memory', 'memory'), ('GPU', 'gpu'))
 
@@ -24,7 +27,7 @@ class MetricCard:
             with ui.row().classes('items-center gap-2 w-full'):
                 ui.icon(icon, size='sm').classes('opacity-70')
                 ui.label(title).classes('text-sm uppercase tracking-wide opacity-70')
-            self.value = ui.label(fmt.NA).classes('text-4xl font-bold jarvis-metric-value').mark(f'{key}-value')
+            self.value = mark(ui.label(fmt.NA).classes('text-4xl font-bold jarvis-metric-value'), f'{key}-value')
             self.bar = ui.linear_progress(value=0, show_value=False, size='10px', color='grey') \
                 .props('rounded').mark(f'{key}-bar')
             self.caption = ui.label('').classes('text-sm opacity-70 truncate w-full').mark(f'{key}-caption')
@@ -48,7 +51,8 @@ class SystemView:
             with ui.row().classes('w-full items-center'):
                 ui.label('System').classes('text-2xl font-semibold')
                 ui.space()
-                LiveIndicator().mark('system-live')
+                self.updated = mark(ui.label('').classes('text-xs opacity-60'), 'updated-at')
+                mark(LiveIndicator(), 'system-live')
             with ui.grid().classes('w-full gap-4 grid-cols-1 sm:grid-cols-2 xl:grid-cols-4'):
                 self.cpu = MetricCard('CPU', 'memory', 'cpu')
                 self.memory = MetricCard('Memory', 'storage', 'memory')
@@ -121,6 +125,7 @@ class SystemView:
     # --- updating (every tick, in place) ----------------------------------------------------
 
     def update(self, metrics: SystemMetrics) -> None:
+        _set_text(self.updated, f'Updated {time.strftime("%H:%M:%S", time.localtime(metrics.timestamp))}')
         self.cpu.show(metrics.cpu, f'{metrics.cpu_count} cores')
         self.memory.show(metrics.memory, fmt.used_of(metrics.memory_used, metrics.memory_total))
         self.disk.show(metrics.disk, fmt.used_of(metrics.disk_used, metrics.disk_total))

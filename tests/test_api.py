@@ -1,0 +1,55 @@
+"""The hub for scripts: /api/system/status and the /api/events WebSocket on the real server."""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import httpx
+import websockets
+
+from jarvis import events
+from jarvis.events import ChatMessage
+
+from .conftest import Harness
+from .helpers.server import AppServer
+
+
+async def test_system_status_returns_the_latest_metrics(jarvis: Harness) -> None:
+    async with jarvis.http() as http:
+        response = await http.get('/api/system/status')
+    assert response.status_code == 200
+    data = response.json()
+    assert {'cpu', 'memory', 'disk', 'gpu', 'cpu_per_core', 'gpus', 'gpu_status'} <= set(data)
+    assert 0 <= data['cpu'] <= 100
+    assert data['gpu'] is None or 0 <= data['gpu'] <= 100
+
+
+async def test_events_websocket_streams_hub_events(server: AppServer) -> None:
+    async with websockets.connect(server.url.replace('http', 'ws') + '/api/events') as socket:
+        first = json.loads(await asyncio.wait_for(socket.recv(), 10))
+        assert first['type'] == events.SYSTEM_METRICS  # a connected script counts as a window
+        assert {'cpu', 'memory', 'disk', 'gpu'} <= set(first['data'])
+        assert isinstance(first['timestamp'], float)
+        second = json.loads(await asyncio.wait_for(socket.recv(), 10))
+        assert second['type'] == events.SYSTEM_METRICS
+        assert second['timestamp'] > first['timestamp']
+        stats = httpx.get(server.url + '/api/hub/stats').json()
+        assert stats['viewers'] >= 1
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if httpx.get(server.url + '/api/hub/stats').json()['subscribers'] == 0:
+            break
+        await asyncio.sleep(0.1)
+    assert httpx.get(server.url + '/api/hub/stats').json() | {'published': 0} == \
+        {'subscribers': 0, 'viewers': 0, 'published': 0, 'dropped': 0}
+
+
+async def test_events_websocket_type_filter(jarvis: Harness) -> None:
+    # the same route in-process: a filtered subscriber sees only what it asked for
+    hub = jarvis.services.hub
+    subscription = hub.subscribe(types=[events.CHAT_MESSAGE])
+    hub.publish(ChatMessage(role='user', text='only this'))
+    event = await asyncio.wait_for(subscription.get(), 2)
+    assert event.to_json_dict()['data']['text'] == 'only this'
+    subscription.close()

@@ -1,0 +1,79 @@
+"""The System view in a real headless Chromium against the running app."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import psutil
+import pytest
+from selenium.webdriver.common.by import By
+
+from .helpers.browser import needs_chromium, start_chromium, wait_for
+from .helpers.server import AppServer
+
+pytestmark = [pytest.mark.browser, needs_chromium]
+
+
+@pytest.fixture
+def browser() -> Iterator:
+    driver = start_chromium()
+    yield driver
+    driver.quit()
+
+
+def text_of(driver, testid: str) -> str:  # type: ignore[no-untyped-def]
+    return driver.find_element(By.CSS_SELECTOR, f'[data-testid="{testid}"]').text.strip()
+
+
+def busy_processes() -> list[subprocess.Popen]:
+    return [subprocess.Popen([sys.executable, '-c', 'while True: pass']) for _ in range(psutil.cpu_count() or 1)]
+
+
+def test_cpu_value_changes_between_ticks(server: AppServer, browser) -> None:  # type: ignore[no-untyped-def]
+    browser.get(server.url)
+    first = wait_for(lambda: (t := text_of(browser, 'cpu-value')).endswith('%') and t, message='no CPU value')
+    tick = text_of(browser, 'updated-at')
+    load = busy_processes()  # make the next ticks differ for sure
+    try:
+        changed = wait_for(lambda: (t := text_of(browser, 'cpu-value')) != first and t, timeout=15,
+                           message=f'the CPU value stayed at {first}')
+    finally:
+        for process in load:
+            process.kill()
+            process.wait()
+    assert changed.endswith('%') and changed != first
+    assert text_of(browser, 'updated-at') != tick
+    assert text_of(browser, 'system-live') == 'Live'
+    assert text_of(browser, 'connection-indicator') == 'Connected'
+
+
+def test_live_values_over_long_polling_when_websockets_are_blocked(server: AppServer, browser) -> None:  # type: ignore[no-untyped-def]
+    # as if a proxy blocked WebSockets: every WebSocket fails, so after socket.io's connection
+    # timeout (20 s) NiceGUI's client carries on over HTTP long-polling
+    browser.execute_cdp_cmd('Page.addScriptToEvaluateOnNewDocument', {
+        'source': 'window.WebSocket = function BlockedWebSocket() { throw new Error("blocked by a proxy"); };'})
+    browser.get(server.url)
+    wait_for(lambda: browser.execute_script('return window.socket && window.socket.connected'), timeout=45,
+             message='socket.io did not connect without WebSockets')
+    wait_for(lambda: text_of(browser, 'cpu-value').endswith('%'), message='no CPU value')
+    assert browser.execute_script('return window.socket.io.engine.transport.name') == 'polling'
+    first_tick = wait_for(lambda: text_of(browser, 'updated-at'))
+    later_tick = wait_for(lambda: (t := text_of(browser, 'updated-at')) != first_tick and t, timeout=15,
+                          message='no live update over long-polling')
+    assert later_tick.startswith('Updated')
+    assert text_of(browser, 'system-live') == 'Live'
+
+
+def test_live_indicator_goes_offline_and_back(tmp_path, browser) -> None:  # type: ignore[no-untyped-def]
+    server = AppServer(tmp_path / 'data').start()
+    try:
+        browser.get(server.url)
+        wait_for(lambda: text_of(browser, 'system-live') == 'Live', message='never live')
+        server.stop()
+        wait_for(lambda: text_of(browser, 'system-live') == 'Offline', timeout=15, message='did not show Offline')
+        assert text_of(browser, 'connection-indicator') == 'Offline'
+        server = AppServer(tmp_path / 'data', port=server.port).start()
+        wait_for(lambda: text_of(browser, 'system-live') == 'Live', timeout=30, message='did not come back')
+    finally:
+        server.stop()

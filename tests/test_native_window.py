@@ -1,0 +1,95 @@
+"""Smoke test of the native window: pywebview's Qt backend under Xvfb."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .helpers.browser import STRICT
+from .helpers.server import AppServer
+
+pytestmark = [
+    pytest.mark.native,
+    pytest.mark.skipif(shutil.which('Xvfb') is None and not STRICT, reason='needs Xvfb (Debian: apt-get install xvfb; .ci/run does)'),
+]
+
+
+@pytest.fixture
+def display() -> Iterator[str]:
+    number = next(n for n in range(90, 200) if not Path(f'/tmp/.X11-unix/X{n}').exists()
+                  and not Path(f'/tmp/.X{n}-lock').exists())
+    xvfb = subprocess.Popen(['Xvfb', f':{number}', '-screen', '0', '1400x1000x24', '-nolisten', 'tcp'],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while not Path(f'/tmp/.X11-unix/X{number}').exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield f':{number}'
+    xvfb.terminate()
+    xvfb.wait()
+
+
+def close_window(display: str, title: str) -> bool:
+    """Ask the window to close as a window manager's close button does (WM_DELETE_WINDOW)."""
+    from Xlib import X, display as xdisplay, protocol  # pylint: disable=import-outside-toplevel
+
+    connection = xdisplay.Display(display)
+    try:
+        delete = connection.intern_atom('WM_DELETE_WINDOW')
+        protocols = connection.intern_atom('WM_PROTOCOLS')
+        pending = [connection.screen().root]
+        while pending:
+            window = pending.pop()
+            name = window.get_wm_name()
+            if isinstance(name, bytes):
+                name = name.decode(errors='replace')
+            if name and title in name:
+                event = protocol.event.ClientMessage(window=window, client_type=protocols,
+                                                     data=(32, [delete, X.CurrentTime, 0, 0, 0]))
+                window.send_event(event)
+                connection.flush()
+                return True
+            pending.extend(window.query_tree().children)
+        return False
+    finally:
+        connection.close()
+
+
+class NativeApp(AppServer):
+    def command(self) -> list[str]:  # no --no-open: the native window, on a port we choose
+        return [*super().command()[:3], '--port', str(self.port), '--data-dir', str(self.data_dir),
+                '--no-default-model']
+
+
+def test_native_window_opens_loads_the_page_and_closes_cleanly(tmp_path: Path, display: str) -> None:
+    env = {'DISPLAY': display}
+    env.pop('WAYLAND_DISPLAY', None)
+    app = NativeApp(tmp_path / 'data', env=env)
+    assert app.command()[1:3] == ['-m', 'jarvis'] and '--no-open' not in app.command()
+    os.environ.pop('WAYLAND_DISPLAY', None)
+    app.start(timeout=90)
+    try:
+        # the page in the window connected its socket: the hub counts it as a viewer
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if httpx.get(app.url + '/api/hub/stats').json()['viewers'] >= 1:
+                break
+            time.sleep(0.25)
+        assert httpx.get(app.url + '/api/hub/stats').json()['viewers'] >= 1, app.output()
+        assert 'no native window' not in app.output()
+        screenshot = tmp_path / 'native-window.png'
+        if shutil.which('import'):
+            subprocess.run(['import', '-display', display, '-window', 'root', str(screenshot)], check=False)
+
+        assert close_window(display, 'J.A.R.V.I.S.'), 'no window with the app title'
+        assert app.process is not None
+        app.process.wait(timeout=30)
+        assert app.process.returncode == 0, app.output()
+        assert 'Traceback' not in app.output(), app.output()
+    finally:
+        app.stop()
