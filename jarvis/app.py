@@ -13,6 +13,9 @@ from .resources import asset, assets_dir
 from .security import TokenMiddleware
 from .services import Services
 from .ui.shell import View, build_root
+from .ui.chat_view import chat_page
+from .ui.models_view import models_page
+from .ui.plugins_view import plugins_page
 from .ui.system_view import system_page
 
 log = logging.getLogger(__name__)
@@ -23,17 +26,10 @@ TITLE = 'J.A.R.V.I.S.'
 def views() -> list[View]:
     return [
         View('/', 'System', 'monitor_heart', system_page),
-        View('/chat', 'Chat', 'forum', _upcoming('Chat')),
-        View('/models', 'Models', 'psychology', _upcoming('Models')),
-        View('/plugins', 'Plugins', 'extension', _upcoming('Plugins')),
+        View('/chat', 'Chat', 'forum', chat_page),
+        View('/models', 'Models', 'psychology', models_page),
+        View('/plugins', 'Plugins', 'extension', plugins_page),
     ]
-
-
-def _upcoming(title: str) -> Callable[[Services], None]:
-    def page(_: Services) -> None:
-        ui.label(title).classes('text-2xl font-semibold')
-        ui.label('This view is coming.').classes('opacity-70')
-    return page
 
 
 def create_app(settings: Settings) -> tuple[Services, Callable[[], None]]:

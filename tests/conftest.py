@@ -19,6 +19,7 @@ from nicegui.testing.user import User
 
 from jarvis.app import create_app
 from jarvis.config import Settings
+from jarvis.models.default_model import ensure_default_model
 from jarvis.services import Services
 
 from .helpers.server import AppServer
@@ -61,6 +62,7 @@ async def simulate(settings: Settings) -> AsyncIterator[Harness]:
             prepare_simulation()
             ui.run(root, storage_secret='test secret', reconnect_timeout=0.2)
             async with core.app.router.lifespan_context(core.app):
+                await services.wait_ready()
                 yield Harness(services, new_client)
                 for client in clients:
                     await client.aclose()
@@ -86,6 +88,14 @@ async def jarvis(settings: Settings, caplog: pytest.LogCaptureFixture,
 @pytest.fixture
 async def user(jarvis: Harness) -> User:
     return jarvis.new_user()
+
+
+@pytest.fixture(scope='session')
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A models directory with the real default Gemma GGUF, assembled once per test run."""
+    directory = tmp_path_factory.mktemp('models')
+    ensure_default_model(directory)
+    return directory
 
 
 @pytest.fixture

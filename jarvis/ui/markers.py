@@ -10,6 +10,12 @@ E = TypeVar('E', bound=ui.element)
 
 
 def mark(element: E, name: str) -> E:
+    name = token(name)
     element.mark(name)
-    element.props(f'data-testid={name}')
+    element.props(f'data-testid="{name}"')
     return element
+
+
+def token(name: str) -> str:
+    """A marker is one word: spaces become dashes ("plugin-switch:Time and date" -> "...Time-and-date")."""
+    return '-'.join(name.split())

@@ -9,12 +9,16 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from nicegui import background_tasks, context, ui
 
+from .. import events
+from ..events import ChatMessage, ModelLoaded, Notification
 from ..resources import asset
 from ..services import Services
-from .live import use_hub
+from . import notifications
+from .live import LiveWindow, use_hub
 from .live_indicator import LiveIndicator
 from .markers import mark
 
@@ -35,7 +39,8 @@ def build_root(services: Services, views: list[View]) -> Callable[[], None]:
     """The root page function, given to ``ui.run``."""
     routes = {view.path: _bind(view, services) for view in views}
 
-    def root() -> None:
+    async def root() -> None:
+        await services.wait_ready()
         ui.add_css(asset('styles.css'))
         ui.page_title('J.A.R.V.I.S.')
         ui.colors(primary='#0ea5e9', secondary='#6366f1', accent='#22d3ee')
@@ -65,8 +70,37 @@ def build_root(services: Services, views: list[View]) -> Callable[[], None]:
         router.on_path_changed(lambda path: _highlight(nav_items, path))
         _highlight(nav_items, router.current_path)
         ui.sub_pages(routes).classes('w-full')
+        _window_notifications(live, router)
 
     return root
+
+
+def _window_notifications(live: LiveWindow, router: Any) -> None:
+    """Toasts every window shows, whichever view it is on."""
+    client = live.client
+
+    def answer_finished(message: ChatMessage) -> None:
+        # the Chat view shows the answer itself; elsewhere a toast says it is there
+        if message.role != 'assistant' or message.status == 'streaming' or _on_chat(router.current_path):
+            return
+        preview = ' '.join(message.text.split())[:80]
+        notifications.notify(client, f'J.A.R.V.I.S. answered: {preview}', type='info', group='chat-answer')
+
+    def notify_all(note: Notification) -> None:
+        notifications.notify(client, note.message, type=note.level, timeout=0 if note.level == 'warning' else 5000,
+                             close_button='OK' if note.level == 'warning' else None)
+
+    def model_loaded(loaded: ModelLoaded) -> None:
+        if loaded.model:
+            notifications.notify(client, f'Model loaded: {loaded.model}', type='positive', group='model')
+
+    live.on(events.CHAT_MESSAGE, answer_finished)
+    live.on(events.NOTIFICATION, notify_all)
+    live.on(events.MODEL_LOADED, model_loaded)
+
+
+def _on_chat(path: str) -> bool:
+    return (path.split('?')[0].rstrip('/') or '/') == '/chat'
 
 
 def _bind(view: View, services: Services) -> Callable[[], None]:

@@ -1,0 +1,271 @@
+"""The chat pipeline: a message goes to the enabled plugins first, then to the active model.
+
+Every step is published on the hub as ``chat_message`` so that all windows show the
+conversation live; the answer streams (coalesced) and is written to SQLite when it completes.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Protocol
+
+from ..config import Settings
+from ..events import ChatMessage, ConversationsChanged
+from ..hub import Hub
+from ..models.base import ChatModel, ChatTurn, GenerationOptions
+from ..plugins.manager import PluginManager
+from ..storage import Database, SettingsStore
+from .conversations import DEFAULT_TITLE, Conversation, ConversationStore, title_from
+
+log = logging.getLogger(__name__)
+
+SYSTEM_PROMPT = (
+    'You are J.A.R.V.I.S., a helpful, friendly and concise assistant that runs locally on the '
+    "user's computer. Answer in the language of the question."
+)
+_LONE_SURROGATE = re.compile('[\ud800-\udfff]')
+COALESCE_S = 0.075  # stream updates go out at most this often, so a fast model cannot flood the windows
+ACTIVE_KEY = 'chat.active_conversation'
+NO_MODEL = ('No model is loaded, so I can only answer through plugins right now. '
+            'Open **Models** and load one (the default Gemma model needs no download).')
+
+
+class ChatInputError(ValueError):
+    """The message cannot be sent; the text says why."""
+
+
+class ModelSource(Protocol):
+    @property
+    def active(self) -> ChatModel | None: ...
+
+    @property
+    def generation_options(self) -> GenerationOptions: ...
+
+
+class Assistant:
+    def __init__(self, hub: Hub, db: Database, store: SettingsStore, settings: Settings,
+                 models: ModelSource, plugins: PluginManager) -> None:
+        self.hub = hub
+        self.db = db
+        self.store = store
+        self.settings = settings
+        self.models = models
+        self.plugins = plugins
+        self.conversations = ConversationStore(db)
+        self.active_conversation_id: str | None = None
+        self.streaming: dict[str, ChatMessage] = {}  # message id -> the answer so far
+        self._cancel: dict[str, threading.Event] = {}
+        self._generation_lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        """Reopen the last conversation (or start the first one)."""
+        last = self.store.get(ACTIVE_KEY)
+        conversation = await self.db.run(self.conversations.get, last) if last else None
+        if conversation is None:
+            existing = await self.db.run(self.conversations.list)
+            conversation = existing[0] if existing else await self.db.run(self.conversations.create)
+        self.active_conversation_id = conversation.id
+        await self.store.set(ACTIVE_KEY, conversation.id)
+
+    async def stop(self) -> None:
+        for cancel in self._cancel.values():
+            cancel.set()
+
+    # --- conversations ----------------------------------------------------------------------
+
+    async def select(self, conversation_id: str) -> Conversation:
+        conversation = await self.db.run(self.conversations.get, conversation_id)
+        if conversation is None:
+            raise KeyError(conversation_id)
+        self.active_conversation_id = conversation.id
+        await self.store.set(ACTIVE_KEY, conversation.id)
+        self.hub.publish(ConversationsChanged(conversation_id=conversation.id, action='selected'))
+        return conversation
+
+    async def new_conversation(self) -> Conversation:
+        conversation = await self.db.run(self.conversations.create)
+        self.hub.publish(ConversationsChanged(conversation_id=conversation.id, action='created'))
+        await self.select(conversation.id)
+        return conversation
+
+    async def rename(self, conversation_id: str, title: str) -> Conversation:
+        conversation = await self.db.run(self.conversations.rename, conversation_id, title)
+        self.hub.publish(ConversationsChanged(conversation_id=conversation_id, action='renamed'))
+        return conversation
+
+    async def delete(self, conversation_id: str) -> None:
+        for message_id, message in list(self.streaming.items()):
+            if message.conversation_id == conversation_id:
+                self.stop_generation(message_id)
+        await self.db.run(self.conversations.delete, conversation_id)
+        self.hub.publish(ConversationsChanged(conversation_id=conversation_id, action='deleted'))
+        if self.active_conversation_id == conversation_id:
+            remaining = await self.db.run(self.conversations.list)
+            if remaining:
+                await self.select(remaining[0].id)
+            else:
+                await self.new_conversation()
+
+    async def history(self, conversation_id: str | None = None) -> list[ChatMessage]:
+        """The stored messages, plus the answer that is streaming right now."""
+        conversation_id = conversation_id or self.active_conversation_id
+        if not conversation_id:
+            return []
+        stored = await self.db.run(self.conversations.messages, conversation_id)
+        known = {m.id for m in stored}
+        live = [m for m in self.streaming.values() if m.conversation_id == conversation_id and m.id not in known]
+        return stored + live
+
+    # --- sending ----------------------------------------------------------------------------
+
+    def validate(self, text: object) -> str:
+        if not isinstance(text, str):
+            raise ChatInputError('A message must be text.')
+        if not text.strip():
+            raise ChatInputError('An empty message is not sent.')
+        if len(text) > self.settings.max_message_chars:
+            raise ChatInputError(f'The message is too long ({len(text):,} characters; the limit is '
+                                 f'{self.settings.max_message_chars:,}). Nothing was sent.')
+        # lone surrogates (from a broken paste or a script) cannot be stored as UTF-8: mark them, drop nothing
+        return _LONE_SURROGATE.sub('\ufffd', text)
+
+    async def send(self, text: object, conversation_id: str | None = None) -> ChatMessage:
+        """Answer a message through plugins or the model; returns the final answer."""
+        text = self.validate(text)
+        conversation_id = conversation_id or self.active_conversation_id
+        conversation = await self.db.run(self.conversations.get, conversation_id) if conversation_id else None
+        if conversation is None:
+            conversation = await self.new_conversation()
+        user_message = ChatMessage(role='user', text=text, id=uuid.uuid4().hex, conversation_id=conversation.id)
+        await self.db.run(self.conversations.save_message, user_message)
+        self.hub.publish(user_message)
+        if conversation.title == DEFAULT_TITLE and conversation.message_count == 0:
+            await self.rename(conversation.id, title_from(text))
+        else:
+            self.hub.publish(ConversationsChanged(conversation_id=conversation.id, action='updated'))
+
+        answer = ChatMessage(role='assistant', text='', id=uuid.uuid4().hex, conversation_id=conversation.id,
+                             status='streaming')
+        self.streaming[answer.id] = answer
+        self.hub.publish(answer)  # every window shows the typing indicator at once
+        try:
+            final = await self._answer(answer, text)
+        except Exception as error:  # the app keeps running; the conversation shows what went wrong
+            log.exception('answering failed')
+            final = replace(answer, text=f'Something went wrong: {error}', status='error', source='J.A.R.V.I.S.')
+        finally:
+            self.streaming.pop(answer.id, None)
+            self._cancel.pop(answer.id, None)
+        await self.db.run(self.conversations.save_message, final)
+        self.hub.publish(final)
+        return final
+
+    async def _answer(self, answer: ChatMessage, text: str) -> ChatMessage:
+        reply = await self.plugins.handle(text, answer.conversation_id)
+        if reply is not None:
+            return replace(answer, text=reply.text, status='error' if reply.error else 'done', source=reply.plugin)
+        model = self.models.active
+        if model is None:
+            return replace(answer, text=NO_MODEL, status='done', source='J.A.R.V.I.S.')
+        cancel = self._cancel.setdefault(answer.id, threading.Event())
+        async with self._generation_lock:  # one model, one generation at a time; others wait their turn
+            if cancel.is_set():
+                return replace(answer, status='stopped', source=model.name, model=model.name)
+            turns = await self._prompt(model, answer.conversation_id, answer.id)
+            return await self._stream(model, turns, answer, cancel)
+
+    async def _prompt(self, model: ChatModel, conversation_id: str, answer_id: str) -> list[ChatTurn]:
+        messages = await self.db.run(self.conversations.messages, conversation_id)
+        history = [m for m in messages if m.id != answer_id and m.status in ('done', 'stopped') and m.text]
+        options = self.models.generation_options
+        return await asyncio.to_thread(fit_to_context, model, SYSTEM_PROMPT, history, options.max_tokens)
+
+    async def _stream(self, model: ChatModel, turns: list[ChatTurn], answer: ChatMessage,
+                      cancel: threading.Event) -> ChatMessage:
+        loop = asyncio.get_running_loop()
+        pieces: asyncio.Queue[str | BaseException | None] = asyncio.Queue()
+        options = self.models.generation_options
+
+        def generate() -> None:  # in a worker thread: the event loop stays free while the model computes
+            try:
+                for piece in model.stream_chat(turns, options, cancel):
+                    loop.call_soon_threadsafe(pieces.put_nowait, piece)
+            except BaseException as error:  # handed to the loop, which reports it in the chat
+                loop.call_soon_threadsafe(pieces.put_nowait, error)
+            finally:
+                loop.call_soon_threadsafe(pieces.put_nowait, None)
+
+        started = time.perf_counter()
+        worker = asyncio.ensure_future(asyncio.to_thread(generate))
+        text, tokens, first_token_at, error = '', 0, None, None
+        published_at, dirty = 0.0, False
+        base = replace(answer, source=model.name, model=model.name)
+        while True:
+            wait = COALESCE_S - (time.perf_counter() - published_at) if dirty else None
+            try:
+                item = await asyncio.wait_for(pieces.get(), timeout=max(0.0, wait) if wait is not None else None)
+            except asyncio.TimeoutError:
+                item = ''  # the coalescing interval passed: publish what we have
+            if item is None:
+                break
+            if isinstance(item, BaseException):
+                error = item
+                continue
+            if item:
+                first_token_at = first_token_at or time.perf_counter()
+                text += item
+                tokens += 1
+                dirty = True
+            if dirty and time.perf_counter() - published_at >= COALESCE_S:
+                published_at, dirty = time.perf_counter(), False
+                update = replace(base, text=text)
+                self.streaming[answer.id] = update
+                self.hub.publish(update)
+        await worker
+        finished = time.perf_counter()
+        speed = tokens / (finished - first_token_at) if first_token_at and finished > first_token_at else None
+        status = 'stopped' if cancel.is_set() else 'error' if error else 'done'
+        if error is not None:
+            text = f'{text}\n\n' if text else ''
+            text += f'The model failed: {error}'
+        return replace(base, text=text.strip() if status == 'done' else text, status=status, tokens=tokens,
+                       first_token_s=round(first_token_at - started, 3) if first_token_at else None,
+                       tokens_per_s=round(speed, 1) if speed else None)
+
+    def stop_generation(self, message_id: str | None = None) -> bool:
+        """Stop one answer (or every answer) that is being generated; the partial text is kept."""
+        targets = [message_id] if message_id else list(self.streaming)
+        stopped = False
+        for target in targets:
+            if target in self.streaming:
+                self._cancel.setdefault(target, threading.Event()).set()
+                stopped = True
+        return stopped
+
+
+def fit_to_context(model: ChatModel, system: str, history: list[ChatMessage], reserve: int,
+                   count: Callable[[str], int] | None = None) -> list[ChatTurn]:
+    """The system prompt and as many of the latest messages as fit the model's context window.
+
+    The newest message always goes in; if it alone is too long, its beginning is kept.
+    """
+    count = count or model.count_tokens
+    budget = model.context_length - reserve - count(system) - 16
+    turns: list[ChatTurn] = []
+    for message in reversed(history):
+        cost = count(message.text) + 8
+        if cost > budget:
+            if not turns:  # the newest message alone is too long: keep as much of it as fits
+                keep = max(1, int(len(message.text) * max(budget, 64) / cost))
+                turns.append(ChatTurn(message.role, message.text[:keep]))  # type: ignore[arg-type]
+            break
+        budget -= cost
+        turns.append(ChatTurn(message.role, message.text))  # type: ignore[arg-type]
+    return [ChatTurn('system', system), *reversed(turns)]
+

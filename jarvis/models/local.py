@@ -1,0 +1,104 @@
+"""GGUF models in-process through llama-cpp-python."""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .base import ChatTurn, GenerationOptions, ModelError
+from .gguf import read_gguf
+from .prompt import STOP, transcript
+
+log = logging.getLogger(__name__)
+
+
+def default_threads() -> int:
+    # llama.cpp runs best on physical cores; leave one for the UI on bigger machines
+    count = os.cpu_count() or 2
+    return max(1, count - 1) if count > 4 else count
+
+
+class LlamaCppModel:
+    """A loaded GGUF. Loading and generating block: call them in a worker thread."""
+
+    source = 'local'
+
+    def __init__(self, path: Path | str, *, name: str | None = None, context_length: int = 4096,
+                 gpu_layers: int = 0, threads: int | None = None) -> None:
+        path = Path(path)
+        info = read_gguf(path)  # a clear error for a corrupt or foreign file before llama.cpp sees it
+        try:
+            from llama_cpp import Llama  # pylint: disable=import-outside-toplevel
+        except ImportError as error:
+            raise ModelError('llama-cpp-python is not installed, so GGUF models cannot run.') from error
+        trained = info.context_length or context_length
+        self.context_length = max(256, min(context_length, trained))
+        try:
+            self._llm = Llama(model_path=str(path), n_ctx=self.context_length, n_threads=threads or default_threads(),
+                              n_gpu_layers=gpu_layers, verbose=False)
+        except (ValueError, RuntimeError, OSError) as error:
+            raise ModelError(f'llama.cpp could not load {path.name}: {error}') from error
+        self.name = name or path.stem
+        self.path = path
+        self.chat_template: str | None = self._llm.metadata.get('tokenizer.chat_template') or None
+        self.details: dict[str, Any] = {
+            'path': str(path),
+            'context_length': self.context_length,
+            'quantization': info.quantization,
+            'parameters': info.parameters,
+            'architecture': info.architecture,
+            'chat_template': bool(self.chat_template),
+            'gpu_layers': gpu_layers,
+        }
+        self._lock = threading.Lock()  # one generation at a time: a llama context is not re-entrant
+
+    def stream_chat(self, turns: list[ChatTurn], options: GenerationOptions,
+                    cancel: threading.Event) -> Iterator[str]:
+        with self._lock:
+            if self.chat_template:
+                stream, read = self._chat_stream(turns, options), _delta_text
+            else:
+                stream = self._llm.create_completion(transcript(turns), max_tokens=options.max_tokens,
+                                                     temperature=options.temperature, stop=STOP, stream=True)
+                read = _completion_text
+            try:
+                for chunk in stream:
+                    if cancel.is_set():
+                        break  # leaving the generator stops llama.cpp from computing further tokens
+                    if piece := read(chunk):
+                        yield piece
+            finally:
+                stream.close()  # type: ignore[union-attr]
+
+    def _chat_stream(self, turns: list[ChatTurn], options: GenerationOptions) -> Any:
+        messages = [{'role': t.role, 'content': t.content} for t in turns]
+        try:
+            return self._llm.create_chat_completion(messages=messages, max_tokens=options.max_tokens,
+                                                    temperature=options.temperature, stream=True)
+        except Exception as error:  # some templates reject a system turn: fold it into the first user turn
+            if not turns or turns[0].role != 'system':
+                raise ModelError(f'The chat template of {self.name} failed: {error}') from error
+            merged = [{'role': 'user', 'content': f'{turns[0].content}\n\n{turns[1].content}'}] if len(turns) > 1 else []
+            messages = merged + [{'role': t.role, 'content': t.content} for t in turns[2:]]
+            return self._llm.create_chat_completion(messages=messages, max_tokens=options.max_tokens,
+                                                    temperature=options.temperature, stream=True)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._llm.tokenize(text.encode('utf-8', errors='replace'), add_bos=False, special=False))
+
+    def close(self) -> None:
+        llm, self._llm = getattr(self, '_llm', None), None
+        if llm is not None:
+            with self._lock:
+                llm.close()
+
+
+def _completion_text(chunk: dict) -> str:
+    return chunk['choices'][0].get('text') or ''
+
+
+def _delta_text(chunk: dict) -> str:
+    return chunk['choices'][0].get('delta', {}).get('content') or ''

@@ -1,0 +1,290 @@
+"""The Models view: every local GGUF and Ollama model, load/unload, import, pull with progress, settings.
+
+Rows are rebuilt only when the list of models changes; a model's state (loading, loaded, error)
+and pull progress update in place from hub events, in every window.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+
+import psutil
+from nicegui import background_tasks, ui
+
+from .. import events
+from ..events import ModelLoaded, ModelStatus, PullProgress
+from ..models.base import ModelError, ModelInfo
+from ..models.gguf import GGUFError
+from ..services import Services
+from . import format as fmt
+from . import notifications
+from .live import LiveWindow, use_hub
+from .markers import mark
+
+log = logging.getLogger(__name__)
+
+STATE_COLORS = {'available': 'grey-7', 'loading': 'info', 'loaded': 'positive', 'error': 'negative'}
+
+
+class ModelRow:
+    def __init__(self, view: ModelsView, info: ModelInfo) -> None:
+        self.view = view
+        self.info = info
+        with ui.card().classes('w-full').props('flat bordered') as self.card:
+            mark(self.card, f'model-row:{info.key}')
+            with ui.row().classes('w-full items-center gap-3 no-wrap'):
+                with ui.column().classes('gap-0 grow min-w-0'):
+                    with ui.row().classes('items-center gap-2'):
+                        ui.label(info.name).classes('text-base font-medium truncate')
+                        ui.badge('local' if info.source == 'local' else 'Ollama',
+                                 color='indigo' if info.source == 'local' else 'teal').props('outline')
+                    ui.label(_facts(info)).classes('text-xs opacity-70')
+                    self.memory = ui.label(self.view.memory_text(info)).classes('text-xs opacity-70')
+                    self.error = mark(ui.label('').classes('text-xs text-negative'), 'model-error')
+                self.spinner = ui.spinner(size='sm')
+                self.state = mark(ui.badge(''), 'model-state')
+                self.load_button = mark(ui.button('Load', icon='play_arrow', on_click=self.load)
+                                        .props('unelevated dense'), 'model-load')
+                self.unload_button = mark(ui.button('Unload', icon='eject', on_click=self.view.unload)
+                                          .props('outline dense'), 'model-unload')
+                mark(ui.button(icon='delete', on_click=self.delete).props('flat round dense')
+                     .tooltip('Delete'), 'model-delete')
+        self.show_state(info.state, info.error)
+
+    def show_state(self, state: str, error: str = '') -> None:
+        self.info.state, self.info.error = state, error  # type: ignore[assignment]
+        self.state.set_text(state)
+        self.state.props(f'color={STATE_COLORS.get(state, "grey")}')
+        self.spinner.set_visibility(state == 'loading')
+        self.load_button.set_visibility(state in ('available', 'error'))
+        self.unload_button.set_visibility(state == 'loaded')
+        self.error.set_text(error)
+        self.error.set_visibility(bool(error))
+
+    async def load(self) -> None:
+        await self.view.load(self.info)
+
+    async def delete(self) -> None:
+        await self.view.delete(self.info)
+
+
+class ModelsView:
+    def __init__(self, services: Services, live: LiveWindow) -> None:
+        self.services = services
+        self.models = services.models
+        self.live = live
+        self.rows: dict[str, ModelRow] = {}
+        with ui.column().classes('w-full gap-4 max-w-5xl') as self.root:
+            with ui.row().classes('w-full items-center'):
+                ui.label('Models').classes('text-2xl font-semibold')
+                ui.space()
+                mark(ui.button('Refresh', icon='refresh', on_click=self.refresh).props('flat'), 'models-refresh')
+                mark(ui.button('Import GGUF…', icon='upload_file', on_click=self.import_dialog).props('flat'),
+                     'models-import')
+            self.active = mark(ui.label('').classes('text-sm'), 'active-model')
+            self.active.bind_text_from(live, 'model', backward=_active_text)
+            self.resources = mark(ui.label('').classes('text-xs opacity-70'), 'memory-free')
+            self.list = mark(ui.column().classes('w-full gap-2'), 'model-list')
+            self._build_ollama()
+            self._build_settings()
+        live.on(events.MODEL_STATUS, self._on_status, owner=self.root)
+        live.on(events.MODEL_LOADED, self._on_loaded, owner=self.root)
+        live.on(events.PULL_PROGRESS, self._on_pull, owner=self.root)
+        background_tasks.create(self.refresh(), name='models: list')
+
+    # --- building ---------------------------------------------------------------------------
+
+    def _build_ollama(self) -> None:
+        with ui.card().classes('w-full'):
+            with ui.row().classes('w-full items-center gap-2'):
+                ui.label('Ollama').classes('text-base font-medium')
+                self.ollama_status = mark(ui.label('').classes('text-sm opacity-80'), 'ollama-status')
+                ui.space()
+                self.retry = mark(ui.button('Retry', icon='refresh', on_click=self.refresh).props('flat dense'),
+                                  'ollama-retry')
+            with ui.row().classes('w-full items-end gap-2 no-wrap'):
+                self.pull_name = mark(ui.input('Pull a model by name', placeholder='e.g. llama3.2:1b')
+                                      .props('dense outlined').classes('grow'), 'pull-name')
+                self.pull_name.on('keydown.enter', self.pull)
+                mark(ui.button('Pull', icon='download', on_click=self.pull).props('unelevated'), 'pull-button')
+            self.pull_status = mark(ui.label('').classes('text-xs opacity-80'), 'pull-status')
+            self.pull_bar = mark(ui.linear_progress(value=0, show_value=False, size='8px').props('rounded'),
+                                 'pull-progress')
+            self.pull_bar.set_visibility(False)
+
+    def _build_settings(self) -> None:
+        options = self.models.options
+        with ui.card().classes('w-full'):
+            ui.label('Settings').classes('text-base font-medium')
+            ui.label('Context length and GPU layers apply to the next load.').classes('text-xs opacity-70')
+            with ui.row().classes('w-full items-center gap-4'):
+                self.context = mark(ui.number('Context length (tokens)', value=options.context_length, min=256,
+                                              max=131072, step=256, precision=0).props('dense outlined')
+                                    .classes('w-48'), 'setting-context')
+                self.gpu_layers = mark(ui.number('GPU layers (-1: all)', value=options.gpu_layers, min=-1, max=1000,
+                                                 precision=0).props('dense outlined').classes('w-40'),
+                                       'setting-gpu-layers')
+                self.max_tokens = mark(ui.number('Answer length (tokens)', value=options.max_tokens, min=1, max=8192,
+                                                 precision=0).props('dense outlined').classes('w-48'),
+                                       'setting-max-tokens')
+                with ui.column().classes('gap-0 w-56'):
+                    self.temperature_label = ui.label(f'Temperature {options.temperature:.2f}').classes('text-xs')
+                    self.temperature = mark(ui.slider(min=0, max=2, step=0.05, value=options.temperature),
+                                            'setting-temperature')
+                    self.temperature.on_value_change(
+                        lambda e: self.temperature_label.set_text(f'Temperature {e.value:.2f}'))
+                mark(ui.button('Save', icon='save', on_click=self.save_settings).props('unelevated'), 'settings-save')
+
+    # --- listing ----------------------------------------------------------------------------
+
+    async def refresh(self) -> None:
+        models = await self.models.list_models()
+        if self.root.is_deleted:
+            return
+        self.list.clear()
+        self.rows = {}
+        with self.list:
+            if not models:
+                ui.label(f'No models yet. Put GGUF files into {self.models.models_dir}, import one, '
+                         'or pull one from Ollama.').classes('text-sm opacity-70')
+            for info in models:
+                self.rows[info.key] = ModelRow(self, info)
+        status = self.models.ollama_status
+        self.ollama_status.set_text(f'running at {self.models.ollama.url}' if not status else status)
+        self.retry.set_visibility(bool(status))
+        memory = psutil.virtual_memory()
+        vram = self.models.vram_free()
+        self.resources.set_text(f'Free now: {fmt.bytes_(memory.available)} RAM' +
+                                (f', {fmt.bytes_(vram)} VRAM' if vram is not None else ' (no GPU)'))
+
+    def memory_text(self, info: ModelInfo) -> str:
+        needed = info.extra.get('memory_needed')
+        if not needed:
+            return ''
+        free = psutil.virtual_memory().available
+        vram = self.models.vram_free()
+        verdict = 'fits' if needed <= free or (vram is not None and needed <= vram) else 'does not fit'
+        return (f'Needs about {fmt.bytes_(needed)}; free: {fmt.bytes_(free)} RAM'
+                + (f', {fmt.bytes_(vram)} VRAM' if vram is not None else '') + f' ({verdict})')
+
+    # --- actions ----------------------------------------------------------------------------
+
+    async def load(self, info: ModelInfo) -> None:
+        try:
+            await self.models.load(info.name, info.source)
+        except ModelError as error:
+            notifications.notify(self.root.client, str(error), type='negative', multi_line=True)
+
+    async def unload(self) -> None:
+        await self.models.unload()
+
+    async def delete(self, info: ModelInfo) -> None:
+        with ui.dialog() as dialog, ui.card():
+            where = 'from disk' if info.source == 'local' else 'from Ollama'
+            ui.label(f'Delete {info.name} {where}?')
+            with ui.row().classes('w-full justify-end'):
+                ui.button('Cancel', on_click=lambda: dialog.submit(False)).props('flat')
+                mark(ui.button('Delete', color='negative', on_click=lambda: dialog.submit(True)), 'model-delete-confirm')
+        if not await dialog:
+            return
+        try:
+            if info.source == 'local':
+                await self.models.delete_local(info.name)
+            else:
+                await self.models.delete_ollama(info.name)
+        except ModelError as error:
+            notifications.notify(self.root.client, str(error), type='negative')
+            return
+        await self.refresh()
+
+    async def pull(self) -> None:
+        name = (self.pull_name.value or '').strip()
+        if not name:
+            notifications.notify(self.root.client, 'Type the name of an Ollama model, e.g. llama3.2:1b.',
+                                 type='warning')
+            return
+        try:
+            async for _ in self.models.pull(name):
+                pass  # progress reaches every window through the hub
+        except ModelError as error:
+            notifications.notify(self.root.client, f'Pull of {name} failed: {error}', type='negative')
+            return
+        self.pull_name.set_value('')
+
+    async def import_dialog(self) -> None:
+        with ui.dialog() as dialog, ui.card().classes('min-w-96'):
+            ui.label('Import a GGUF model').classes('text-lg')
+            path = mark(ui.input('Path of the .gguf file').props('outlined autofocus').classes('w-full'),
+                        'import-path')
+            name = mark(ui.input('Name (optional)').props('outlined').classes('w-full'), 'import-name')
+            with ui.row().classes('w-full justify-end'):
+                ui.button('Cancel', on_click=lambda: dialog.submit(None)).props('flat')
+                mark(ui.button('Import', on_click=lambda: dialog.submit((path.value, name.value))), 'import-confirm')
+        result = await dialog
+        if not result:
+            return
+        source, target = result
+        if not (source or '').strip():
+            notifications.notify(self.root.client, 'Give the path of a .gguf file.', type='warning')
+            return
+        try:
+            info = await self.models.import_gguf(source.strip(), (target or '').strip() or None)
+        except (ModelError, GGUFError) as error:
+            notifications.notify(self.root.client, str(error), type='negative', multi_line=True)
+            return
+        notifications.notify(self.root.client, f'Imported {info.name}.', type='positive')
+        await self.refresh()
+
+    async def save_settings(self) -> None:
+        try:
+            options = await self.models.set_options(
+                context_length=int(self.context.value or 0), gpu_layers=int(self.gpu_layers.value or 0),
+                max_tokens=int(self.max_tokens.value or 0), temperature=float(self.temperature.value))
+        except (ValueError, TypeError) as error:
+            notifications.notify(self.root.client, str(error), type='warning')
+            return
+        notifications.notify(self.root.client, 'Model settings saved.', type='positive')
+        log.debug('model settings: %s', asdict(options))
+
+    # --- hub events -------------------------------------------------------------------------
+
+    def _on_status(self, status: ModelStatus) -> None:
+        row = self.rows.get(f'{status.source}:{status.model}')
+        if row is not None:
+            row.show_state(status.state, status.error)
+
+    def _on_loaded(self, loaded: ModelLoaded) -> None:
+        for key, row in self.rows.items():
+            if loaded.model and key == f'{loaded.source}:{loaded.model}':
+                row.show_state('loaded')
+            elif row.info.state == 'loaded':
+                row.show_state('available')
+
+    def _on_pull(self, progress: PullProgress) -> None:
+        self.pull_bar.set_visibility(not progress.done)
+        if progress.total:
+            self.pull_bar.set_value((progress.completed or 0) / progress.total)
+        if progress.error:
+            self.pull_status.set_text(f'{progress.model}: {progress.error}')
+        elif progress.done:
+            self.pull_status.set_text(f'{progress.model}: pulled')
+            background_tasks.create(self.refresh(), name='models: list after pull')
+        else:
+            done = f' {fmt.bytes_(progress.completed)} / {fmt.bytes_(progress.total)}' if progress.total else ''
+            self.pull_status.set_text(f'{progress.model}: {progress.status}{done}')
+
+
+def models_page(services: Services) -> None:
+    ModelsView(services, use_hub(services.hub))
+
+
+def _facts(info: ModelInfo) -> str:
+    parts = [fmt.bytes_(info.size_bytes) if info.size_bytes else None,
+             info.quantization, f'{info.parameters} parameters' if info.parameters else None,
+             f'context {info.context_length:,}' if info.context_length else None, info.family]
+    return ' · '.join(p for p in parts if p)
+
+
+def _active_text(model: object) -> str:
+    name = getattr(model, 'model', None)
+    return f'Active for chat: {name} ({getattr(model, "source", "")})' if name else 'No model is active.'

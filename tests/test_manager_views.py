@@ -1,0 +1,104 @@
+"""The Models and Plugins views with two simulated users: one window acts, the other follows."""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from nicegui.testing.user import User
+
+from jarvis.config import Settings
+from jarvis.models.default_model import DEFAULT_MODEL_FILE
+
+from .conftest import Harness, simulate
+
+GEMMA = Path(DEFAULT_MODEL_FILE).stem
+
+
+async def eventually(condition: Callable[[], object], timeout: float = 15.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        try:
+            if condition():
+                return
+        except AssertionError:  # user.find() raises while the element is not there yet
+            pass
+        await asyncio.sleep(0.02)
+    assert condition()
+
+
+def one(user: User, marker: str):  # type: ignore[no-untyped-def]
+    elements = user.find(marker=marker).elements
+    assert len(elements) == 1, f'{len(elements)} elements marked {marker}'
+    return next(iter(elements))
+
+
+def in_row(user: User, row_marker: str, marker: str):  # type: ignore[no-untyped-def]
+    """An element of one row, visible or not."""
+    row = one(user, row_marker)
+    found = [e for e in row.descendants() if marker in e._markers]  # pylint: disable=protected-access
+    assert len(found) == 1
+    return found[0]
+
+
+def click_in_row(user: User, row_marker: str, marker: str) -> None:
+    with user.scope(marker=row_marker):
+        user.find(marker=marker).click()
+
+
+@pytest.fixture
+async def gemma_app(settings: Settings, models_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    own = tmp_path / 'models'
+    own.mkdir()
+    (own / DEFAULT_MODEL_FILE).symlink_to(models_dir / DEFAULT_MODEL_FILE)
+    (own / 'broken.gguf').write_text('not a model')
+    monkeypatch.setenv('JARVIS_MODELS_DIR', str(own))
+    async with simulate(settings) as harness:
+        yield harness
+
+
+async def test_a_load_in_one_window_updates_the_other(gemma_app: Harness) -> None:
+    alice, bob = gemma_app.new_user(), gemma_app.new_user()
+    await alice.open('/models')
+    await bob.open('/models')
+    row = f'model-row:local:{GEMMA}'
+    await eventually(lambda: bob.find(marker=row).elements)
+    await eventually(lambda: alice.find(marker=row).elements)
+    assert in_row(bob, row, 'model-state').text == 'available'
+    assert one(bob, 'active-model').text == 'No model is active.'
+    click_in_row(alice, row, 'model-load')
+    await eventually(lambda: in_row(bob, row, 'model-state').text == 'loaded')
+    assert one(bob, 'active-model').text == f'Active for chat: {GEMMA} (local)'
+    assert one(bob, 'header-model').text == f'Model: {GEMMA}'
+    assert in_row(bob, row, 'model-unload').visible and not in_row(bob, row, 'model-load').visible
+    click_in_row(bob, row, 'model-unload')
+    await eventually(lambda: in_row(alice, row, 'model-state').text == 'available')
+    assert one(alice, 'header-model').text == 'No model loaded'
+
+
+async def test_a_broken_file_shows_its_error(gemma_app: Harness) -> None:
+    user = gemma_app.new_user()
+    await user.open('/models')
+    row = 'model-row:local:broken'
+    await eventually(lambda: user.find(marker=row).elements)
+    assert in_row(user, row, 'model-state').text == 'error'
+    assert 'not a GGUF model' in in_row(user, row, 'model-error').text
+    await user.should_see(marker='ollama-retry')  # no Ollama here: it says so and offers a retry
+    assert 'not running' in one(user, 'ollama-status').text
+
+
+async def test_a_toggle_in_one_window_flips_the_switch_in_the_other(jarvis: Harness) -> None:
+    alice, bob = jarvis.new_user(), jarvis.new_user()
+    await alice.open('/plugins')
+    await bob.open('/plugins')
+    name = 'Calculator'
+    assert one(bob, f'plugin-switch:{name}').value is True
+    one(alice, f'plugin-switch:{name}').set_value(False)
+    await eventually(lambda: one(bob, f'plugin-switch:{name}').value is False)
+    assert one(bob, f'plugin-state:{name}').text == 'disabled'
+    assert jarvis.services.plugins.entries[name].enabled is False
+    assert jarvis.services.store.get('plugins.enabled')[name] is False
+    one(bob, f'plugin-switch:{name}').set_value(True)
+    await eventually(lambda: one(alice, f'plugin-switch:{name}').value is True)
+    assert one(alice, f'plugin-state:{name}').text == 'enabled'
