@@ -10,7 +10,7 @@ import markdown2
 import nh3
 from nicegui import ui
 
-EXTRAS = ['fenced-code-blocks', 'tables', 'strike', 'cuddled-lists', 'code-friendly']
+EXTRAS = ['fenced-code-blocks', 'tables', 'strike', 'cuddled-lists', 'code-friendly', 'break-on-newline']
 TAGS = set(nh3.ALLOWED_TAGS) | {'span', 'div', 'pre', 'code', 'table', 'thead', 'tbody', 'tr', 'th', 'td',
                                 'del', 's', 'hr', 'br', 'p', 'h1', 'h2', 'h3', 'h4', 'h5', 'h6'}
 TAGS -= {'img'}  # no remote images: a model's output must not make the app fetch anything

@@ -1,0 +1,154 @@
+"""Every built-in plugin through the chat pipeline (assistant.send), in German and English."""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from jarvis import events
+from jarvis.config import Settings
+from jarvis.events import GpuReading, SystemMetrics
+from jarvis.services import Services
+
+from .helpers.fake_wikipedia import FakeWikipedia
+from .helpers.scripted_model import ScriptedModel
+from .helpers.server import free_port
+
+
+@pytest.fixture(scope='module')
+def wikipedia() -> Iterator[FakeWikipedia]:
+    with FakeWikipedia() as server:
+        yield server
+
+
+@pytest.fixture
+async def services(settings: Settings, wikipedia: FakeWikipedia) -> AsyncIterator[Services]:
+    services = Services(settings.with_changes(wikipedia_url=wikipedia.url_template))
+    await services.start()
+    model = ScriptedModel(['(the model answered)'])
+    await services.models.activate(model, model.info)
+    services.hub.publish(SystemMetrics(
+        cpu=37.0, memory=61.0, disk=48.0, gpu=12.0, memory_used=10 * 2**30, memory_total=16 * 2**30,
+        disk_used=120 * 2**30, disk_total=250 * 2**30, disk_path='/home/tony', cpu_count=8,
+        gpus=[GpuReading(index=0, name='NVIDIA H100', utilization=12.0, memory_used=2**30, memory_total=80 * 2**30,
+                         temperature=41.0, power=90.0, power_limit=700.0, fan=None)], gpu_status='ok'))
+    yield services
+    await services.stop()
+
+
+async def ask(services: Services, text: str) -> tuple[str, str]:
+    answer = await services.assistant.send(text)
+    assert answer.status == 'done', answer
+    return answer.source, answer.text
+
+
+@pytest.mark.parametrize('question', ['What time is it?', 'Wie spät ist es?', "What's the date today?",
+                                      'Welches Datum haben wir?'])
+async def test_time_and_date(services: Services, question: str) -> None:
+    source, text = await ask(services, question)
+    assert source == 'Time and date' and any(ch.isdigit() for ch in text)
+
+
+async def test_time_answers_in_the_language_of_the_question(services: Services) -> None:
+    assert 'Uhr' in (await ask(services, 'Wie spät ist es?'))[1]
+    assert 'Uhr' not in (await ask(services, 'What time is it?'))[1]
+
+
+@pytest.mark.parametrize(('question', 'expected'), [
+    ('how busy is my CPU?', '37'), ('Wie ausgelastet ist die CPU?', '37'),
+    ('wie viel Speicher ist frei?', '6,0'), ('how much memory is free?', '6.0'),
+    ('GPU temperature?', '41'), ('GPU-Temperatur?', '41'),
+])
+async def test_system_status(services: Services, question: str, expected: str) -> None:
+    source, text = await ask(services, question)
+    assert source == 'System status' and expected in text
+
+
+@pytest.mark.parametrize(('question', 'expected'), [
+    ('what is 2+2', '4'), ('was ist 2 hoch 10', '1024'), ('rechne 7 mal 8', '56'),
+    ('calculate sqrt(16) * (3 + 1)', '16'), ('wie viel ist 10 geteilt durch 4', '2,5'),
+])
+async def test_calculator(services: Services, question: str, expected: str) -> None:
+    source, text = await ask(services, question)
+    assert source == 'Calculator' and expected in text
+
+
+async def test_calculator_refuses_huge_powers_quickly(services: Services) -> None:
+    answer = await asyncio.wait_for(services.assistant.send('what is 9**9**9'), 5)
+    assert answer.source == 'Calculator' and answer.status == 'done'
+    assert 'too large' in answer.text
+    german = await asyncio.wait_for(services.assistant.send('was ist 9 hoch 9 hoch 9'), 5)
+    assert 'zu groß' in german.text
+
+
+async def test_notes_in_both_languages(services: Services) -> None:
+    assert (await ask(services, 'note: buy milk 🥛'))[0] == 'Notes'
+    assert (await ask(services, 'Notiz: Zahnarzt anrufen'))[0] == 'Notes'
+    source, listing = await ask(services, 'show my notes')
+    assert source == 'Notes' and 'buy milk 🥛' in listing and 'Zahnarzt anrufen' in listing
+    source, reply = await ask(services, 'lösche Notiz 1')
+    assert source == 'Notes'
+    source, listing = await ask(services, 'zeige meine Notizen')
+    assert 'buy milk' not in listing and 'Zahnarzt anrufen' in listing
+    source, reply = await ask(services, 'delete note 7')
+    assert source == 'Notes' and '7' in reply
+
+
+async def test_reminders_fire_in_every_window_and_survive_a_restart(settings: Settings,
+                                                                    wikipedia: FakeWikipedia) -> None:
+    services = Services(settings.with_changes(wikipedia_url=wikipedia.url_template))
+    await services.start()
+    fired: list[str] = []
+    services.hub.subscribe(lambda e: fired.append(e.data.message), types=[events.NOTIFICATION])
+    source, reply = await ask(services, 'remind me in 1 second to stretch')
+    assert source == 'Reminders'
+    source, reply = await ask(services, 'erinnere mich in 2 Sekunden ans Trinken')
+    assert source == 'Reminders'
+    for _ in range(100):
+        if len(fired) >= 2:
+            break
+        await asyncio.sleep(0.05)
+    assert any('stretch' in m for m in fired) and any('Trinken' in m for m in fired)
+
+    await ask(services, 'remind me in 2 seconds to check the oven')
+    await services.stop()  # the app closes before the reminder is due
+    again = Services(settings.with_changes(wikipedia_url=wikipedia.url_template))
+    await again.start()
+    later: list[str] = []
+    again.hub.subscribe(lambda e: later.append(e.data.message), types=[events.NOTIFICATION])
+    try:
+        for _ in range(100):
+            if later:
+                break
+            await asyncio.sleep(0.05)
+        assert any('check the oven' in m for m in later)
+    finally:
+        await again.stop()
+
+
+@pytest.mark.parametrize(('question', 'expected'), [
+    ('who is Ada Lovelace?', 'English mathematician'), ('wer ist Ada Lovelace?', 'britische'),
+    ('tell me about photosynthesis', 'light energy'),
+])
+async def test_wikipedia(services: Services, question: str, expected: str) -> None:
+    source, text = await ask(services, question)
+    assert source == 'Wikipedia' and expected in text
+
+
+async def test_wikipedia_offline_and_not_found(services: Services, settings: Settings) -> None:
+    source, text = await ask(services, 'who is Zzyzx Qwerty?')
+    assert source == 'Wikipedia' and text.count('\n') == 0
+    offline = Services(settings.with_changes(wikipedia_url=f'http://127.0.0.1:{free_port()}/{{lang}}'))
+    await offline.start()
+    try:
+        answer = await offline.assistant.send('wer ist Alan Turing?')
+        assert answer.source == 'Wikipedia' and 'Wikipedia' in answer.text and answer.text.count('\n') == 0
+    finally:
+        await offline.stop()
+
+
+async def test_ordinary_questions_go_to_the_model(services: Services) -> None:
+    for question in ('what is the capital of France?', 'Write a haiku about autumn.', 'Hallo, wie geht es dir?'):
+        source, text = await ask(services, question)
+        assert text == '(the model answered)', (question, source)
