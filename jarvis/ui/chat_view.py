@@ -38,7 +38,8 @@ class Bubble:
             .classes('w-full').props(f'bg-color={"primary" if mine else "grey-9"} '
                                      f'text-color={"white" if mine else "grey-2"}')
         mark(self.element, f'bubble-{message.role}')
-        with self.element:
+        # one child: Quasar draws every child of a chat message as a bubble of its own
+        with self.element, ui.column().classes('gap-0 min-w-0'):
             self.text = mark(SafeMarkdown(message.text).classes('jarvis-bubble-text'), 'bubble-text')
             self.typing = mark(ui.spinner('dots', size='lg'), 'typing-indicator')
             self.meta = mark(ui.label('').classes('text-xs opacity-70 mt-1'), 'bubble-meta')
@@ -146,6 +147,8 @@ class ChatView:
         self._update_stop_button()
         self.at_bottom = True
         self.scroll.scroll_to(percent=1.0)
+        with self.root:  # and again, once the browser has laid the messages out
+            ui.timer(0.3, lambda: self.scroll.scroll_to(percent=1.0), once=True)
 
     async def _refresh_conversations(self) -> None:
         conversations = await self.services.db.run(self.assistant.conversations.list)

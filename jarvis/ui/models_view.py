@@ -26,23 +26,31 @@ log = logging.getLogger(__name__)
 STATE_COLORS = {'available': 'grey-7', 'loading': 'info', 'loaded': 'positive', 'error': 'negative'}
 
 
+COLUMNS = ('Model', 'Source', 'Size', 'Quantisation', 'Parameters', 'Context', 'State', '')
+GRID = 'minmax(14rem, 2fr) repeat(5, minmax(5rem, 1fr)) minmax(6rem, 1fr) auto'
+
+
 class ModelRow:
+    """One row of the models table (its cells take part in the table's grid)."""
+
     def __init__(self, view: ModelsView, info: ModelInfo) -> None:
         self.view = view
         self.info = info
-        with ui.card().classes('w-full').props('flat bordered') as self.card:
-            mark(self.card, f'model-row:{info.key}')
-            with ui.row().classes('w-full items-center gap-3 no-wrap'):
-                with ui.column().classes('gap-0 grow min-w-0'):
-                    with ui.row().classes('items-center gap-2'):
-                        ui.label(info.name).classes('text-base font-medium truncate')
-                        ui.badge('local' if info.source == 'local' else 'Ollama',
-                                 color='indigo' if info.source == 'local' else 'teal').props('outline')
-                    ui.label(_facts(info)).classes('text-xs opacity-70')
-                    self.memory = ui.label(self.view.memory_text(info)).classes('text-xs opacity-70')
-                    self.error = mark(ui.label('').classes('text-xs text-negative'), 'model-error')
+        with ui.element('div').classes('contents') as self.row:
+            mark(self.row, f'model-row:{info.key}')
+            with ui.column().classes('gap-0 min-w-0 py-2'):
+                ui.label(info.name).classes('text-sm font-medium break-all')
+                self.memory = ui.label(self.view.memory_text(info)).classes('text-xs opacity-60')
+                self.error = mark(ui.label('').classes('text-xs text-negative'), 'model-error')
+            ui.badge('local' if info.source == 'local' else 'Ollama',
+                     color='indigo' if info.source == 'local' else 'teal').props('outline').classes('self-center w-fit')
+            for value in (fmt.bytes_(info.size_bytes) if info.size_bytes else '–', info.quantization or '–',
+                          info.parameters or '–', f'{info.context_length:,}' if info.context_length else '–'):
+                ui.label(value).classes('text-sm self-center')
+            with ui.row().classes('items-center gap-1 no-wrap self-center'):
                 self.spinner = ui.spinner(size='sm')
                 self.state = mark(ui.badge(''), 'model-state')
+            with ui.row().classes('items-center gap-1 no-wrap self-center'):
                 self.load_button = mark(ui.button('Load', icon='play_arrow', on_click=self.load)
                                         .props('unelevated dense'), 'model-load')
                 self.unload_button = mark(ui.button('Unload', icon='eject', on_click=self.view.unload)
@@ -84,7 +92,8 @@ class ModelsView:
             self.active = mark(ui.label('').classes('text-sm'), 'active-model')
             self.active.bind_text_from(live, 'model', backward=_active_text)
             self.resources = mark(ui.label('').classes('text-xs opacity-70'), 'memory-free')
-            self.list = mark(ui.column().classes('w-full gap-2'), 'model-list')
+            with ui.card().classes('w-full overflow-x-auto'):
+                self.list = mark(ui.column().classes('w-full gap-2'), 'model-list')
             self._build_ollama()
             self._build_settings()
         live.on(events.MODEL_STATUS, self._on_status, owner=self.root)
@@ -147,8 +156,8 @@ class ModelsView:
             if not models:
                 ui.label(f'No models yet. Put GGUF files into {self.models.models_dir}, import one, '
                          'or pull one from Ollama.').classes('text-sm opacity-70')
-            for info in models:
-                self.rows[info.key] = ModelRow(self, info)
+            else:
+                self._table(models)
         status = self.models.ollama_status
         self.ollama_status.set_text(f'running at {self.models.ollama.url}' if not status else status)
         self.retry.set_visibility(bool(status))
@@ -156,6 +165,13 @@ class ModelsView:
         vram = self.models.vram_free()
         self.resources.set_text(f'Free now: {fmt.bytes_(memory.available)} RAM' +
                                 (f', {fmt.bytes_(vram)} VRAM' if vram is not None else ' (no GPU)'))
+
+    def _table(self, models: list[ModelInfo]) -> None:
+        with ui.element('div').classes('w-full grid gap-x-4 items-start').style(f'grid-template-columns: {GRID}'):
+            for title in COLUMNS:
+                ui.label(title).classes('text-xs uppercase tracking-wide opacity-60 border-b pb-1')
+            for info in models:
+                self.rows[info.key] = ModelRow(self, info)
 
     def memory_text(self, info: ModelInfo) -> str:
         needed = info.extra.get('memory_needed')
@@ -276,13 +292,6 @@ class ModelsView:
 
 def models_page(services: Services) -> None:
     ModelsView(services, use_hub(services.hub))
-
-
-def _facts(info: ModelInfo) -> str:
-    parts = [fmt.bytes_(info.size_bytes) if info.size_bytes else None,
-             info.quantization, f'{info.parameters} parameters' if info.parameters else None,
-             f'context {info.context_length:,}' if info.context_length else None, info.family]
-    return ' · '.join(p for p in parts if p)
 
 
 def _active_text(model: object) -> str:
