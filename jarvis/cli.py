@@ -83,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f'jarvis: access token: {token}\n'
               f'jarvis: open http://{_display_host(args.host)}:{settings.port}/?token={token}', file=sys.stderr)
 
+    # NiceGUI keeps app.storage in ./.nicegui (the working directory, e.g. a bundle's folder) unless
+    # NICEGUI_STORAGE_PATH says otherwise; it reads the variable once, when nicegui is imported (next line)
+    os.environ.setdefault('NICEGUI_STORAGE_PATH', str(settings.data_dir / 'nicegui'))
     from .app import run  # pylint: disable=import-outside-toplevel  # keeps --help fast
     run(settings, native=native, show=not args.no_open, native_port=args.port)
     return 0

@@ -39,6 +39,7 @@ class Subscription:
         self.name = name or f'subscriber-{self.id}'
         self.maxsize = maxsize
         self.types = types
+        # every event offered to this subscriber ends up in exactly one of: delivered, dropped, pending
         self.delivered = 0
         self.dropped = 0
         self.errors = 0
@@ -97,6 +98,7 @@ class Subscription:
             self._ready.clear()
             await self._ready.wait()
         event = self._buffer.popleft()
+        self.delivered += 1
         if self._overflowing and not self._buffer:
             log.warning('hub: %s caught up after skipping %d events', self.name, self._dropped_in_episode)
             self._overflowing = False
@@ -128,7 +130,6 @@ class Subscription:
                     result = callback(event)
                     if inspect.isawaitable(result):
                         await result
-                    self.delivered += 1
                 except asyncio.CancelledError:
                     raise
                 except Exception:  # a failing subscriber must never hurt the others

@@ -53,3 +53,40 @@ async def test_events_websocket_type_filter(jarvis: Harness) -> None:
     event = await asyncio.wait_for(subscription.get(), 2)
     assert event.to_json_dict()['data']['text'] == 'only this'
     subscription.close()
+
+
+async def test_chat_api_answers_and_shows_in_every_window(jarvis: Harness) -> None:
+    from .test_chat_view import eventually, texts
+
+    window = jarvis.new_user()
+    await window.open('/chat')
+    async with jarvis.http() as http:
+        response = await http.post('/api/chat', json={'message': 'what is 12*12'})
+        assert response.status_code == 200
+        answer = response.json()
+        assert (answer['role'], answer['text'], answer['source'], answer['status']) == \
+            ('assistant', '12 * 12 = 144', 'Calculator', 'done')
+        await eventually(lambda: texts(window, 'user') == ['what is 12*12'])
+        await eventually(lambda: texts(window, 'assistant') and texts(window, 'assistant')[-1].endswith('144'))
+        history = (await http.get('/api/chat/history', params={'limit': 1})).json()
+        assert [m['role'] for m in history] == ['assistant'] and history[0]['text'].endswith('144')
+        both = (await http.get('/api/chat/history', params={'limit': 50})).json()
+        assert [m['text'] for m in both][0] == 'what is 12*12'
+        conversations = (await http.get('/api/chat/conversations')).json()
+        assert conversations[0]['active'] and conversations[0]['messages'] == 2
+
+
+async def test_plugins_api_lists_and_toggles(jarvis: Harness) -> None:
+    seen: list = []
+    jarvis.services.hub.subscribe(lambda e: seen.append(e.to_json_dict()['data']), types=[events.PLUGIN_TOGGLED])
+    async with jarvis.http() as http:
+        plugins = (await http.get('/api/plugins')).json()
+        assert [p['name'] for p in plugins] == ['Notes', 'Reminders', 'Time and date', 'System status',
+                                                 'Calculator', 'Wikipedia']
+        assert all(p['source'] == 'built-in' and p['state'] == 'enabled' for p in plugins)
+        response = await http.post('/api/plugins/toggle', json={'plugin': 'Calculator', 'enabled': False})
+        assert response.status_code == 200 and response.json()['state'] == 'disabled'
+        await asyncio.sleep(0.05)
+        assert seen[-1] == {'plugin': 'Calculator', 'enabled': False, 'state': 'disabled', 'error': ''}
+        response = await http.post('/api/plugins/settings', json={'plugin': 'Wikipedia', 'settings': {'sentences': 2}})
+        assert response.json() == {'plugin': 'Wikipedia', 'settings': {'sentences': 2}}

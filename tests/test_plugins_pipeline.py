@@ -152,3 +152,16 @@ async def test_ordinary_questions_go_to_the_model(services: Services) -> None:
     for question in ('what is the capital of France?', 'Write a haiku about autumn.', 'Hallo, wie geht es dir?'):
         source, text = await ask(services, question)
         assert text == '(the model answered)', (question, source)
+
+
+async def test_plugin_settings_change_the_answer(services: Services) -> None:
+    long = (await ask(services, 'who is Alan Turing?'))[1]
+    settings = await services.plugins.configure('Wikipedia', {'sentences': 1})
+    assert settings['sentences'] == 1
+    short = (await ask(services, 'who is Alan Turing?'))[1]
+    assert len(short) < len(long)
+    from jarvis.plugins.manager import PluginError
+    with pytest.raises(PluginError, match='no setting'):
+        await services.plugins.configure('Wikipedia', {'colour': 'red'})
+    with pytest.raises(PluginError, match='must be int'):
+        await services.plugins.configure('Wikipedia', {'sentences': 'two'})

@@ -10,6 +10,8 @@ import logging
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from .. import events
@@ -47,6 +49,18 @@ def register(app: FastAPI, services: Services) -> None:
     router = APIRouter(dependencies=[Depends(services.wait_ready)])
     _add_routes(router, services)
     app.include_router(router)
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+
+
+async def _validation_error(request: Request, problem: RequestValidationError) -> JSONResponse:
+    """Bad query parameters as one readable sentence, in the API's error format."""
+    if not request.url.path.startswith('/api/'):
+        return await request_validation_exception_handler(request, problem)
+    parts = []
+    for item in problem.errors():
+        where = '.'.join(str(part) for part in item.get('loc', ()) if part not in ('query', 'body', 'path'))
+        parts.append(f'{where}: {item.get("msg", "invalid")}' if where else str(item.get('msg', 'invalid')))
+    return error(422, '; '.join(parts) or 'The request is not valid.')
 
 
 def _add_routes(app: APIRouter, services: Services) -> None:
@@ -186,6 +200,18 @@ def _add_routes(app: APIRouter, services: Services) -> None:
         except PluginError as problem:
             return error(404 if 'no plugin called' in str(problem) else 422, str(problem))
         return entry.to_dict()
+
+
+    @app.post('/api/plugins/settings', tags=['plugins'])
+    async def configure_plugin(request: Request) -> Any:
+        body = await json_body(request, '{"plugin": "Wikipedia", "settings": {"sentences": 2}}')
+        if isinstance(body, JSONResponse):
+            return body
+        try:
+            values = await services.plugins.configure(body.get('plugin'), body.get('settings'))  # type: ignore[arg-type]
+        except PluginError as problem:
+            return error(404 if 'no plugin called' in str(problem) else 422, str(problem))
+        return {'plugin': body.get('plugin'), 'settings': values}
 
 
 def _model_dict(info: Any) -> dict:

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Literal
+from typing import Any, Literal
 
 from ..config import Settings
 from ..events import PluginToggled
@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = 'jarvis.plugins'
 ENABLED_KEY = 'plugins.enabled'
+SETTINGS_KEY = 'plugins.settings'  # {plugin name: {setting: value}}, over each plugin's defaults
 MAX_NAME_CHARS = 100
 
 State = Literal['enabled', 'disabled', 'error']
@@ -43,7 +44,8 @@ class PluginEntry:
 
     def to_dict(self) -> dict:
         return {'name': self.name, 'description': self.description, 'version': self.version,
-                'source': self.source, 'enabled': self.enabled, 'state': self.state, 'error': self.error}
+                'source': self.source, 'enabled': self.enabled, 'state': self.state, 'error': self.error,
+                'settings': dict(self.plugin.settings) if self.plugin is not None else {}}
 
 
 @dataclass(frozen=True)
@@ -121,17 +123,19 @@ class PluginManager:
         if entry.started or entry.plugin is None:
             return
         try:
-            await asyncio.wait_for(entry.plugin.start(self.context()), self._timeout(entry.plugin))
+            await asyncio.wait_for(entry.plugin.start(self.context(plugin=entry.plugin)), self._timeout(entry.plugin))
             entry.started = True
         except Exception as error:
             self._fail(entry, f'failed to start: {_describe(error)}')
 
     # --- the first word on a message --------------------------------------------------------
 
-    def context(self, message: str = '', conversation_id: str = '') -> PluginContext:
+    def context(self, message: str = '', conversation_id: str = '', plugin: Plugin | None = None) -> PluginContext:
+        overrides = (self.store.get(SETTINGS_KEY) or {}).get(plugin.name, {}) if plugin is not None else {}
         return PluginContext(hub=self.hub, db=self.db, settings=self.settings,
                              language=guess_language(message) if message else 'en',
-                             conversation_id=conversation_id)
+                             conversation_id=conversation_id,
+                             plugin_settings={**(plugin.settings if plugin else {}), **overrides})
 
     async def handle(self, message: str, conversation_id: str = '') -> PluginReply | None:
         """The first enabled plugin that matches and answers; None lets the model answer."""
@@ -140,7 +144,7 @@ class PluginManager:
             if not entry.enabled or plugin is None or plugin.match(message) is None:
                 continue
             try:
-                reply = await asyncio.wait_for(plugin.handle(message, self.context(message, conversation_id)),
+                reply = await asyncio.wait_for(plugin.handle(message, self.context(message, conversation_id, plugin)),
                                                self._timeout(plugin))
             except asyncio.TimeoutError:
                 reason = f'did not answer within {self._timeout(plugin):g} s'
@@ -197,6 +201,24 @@ class PluginManager:
         await self.store.set(ENABLED_KEY, {e.name: e.enabled for e in self.entries.values() if e.plugin})
         self._publish(entry)
         return entry
+
+    async def configure(self, name: str, values: dict[str, Any]) -> dict[str, Any]:
+        """Change a plugin's settings; only the settings it declares, each of its default's type."""
+        entry = self.get(name)
+        declared = entry.plugin.settings if entry.plugin is not None else {}
+        if not isinstance(values, dict):
+            raise PluginError('settings must be an object of setting names and values.')
+        for key, value in values.items():
+            if key not in declared:
+                known = ', '.join(sorted(declared)) or 'none'
+                raise PluginError(f'The {entry.name} plugin has no setting "{str(key)[:60]}" (it has: {known}).')
+            default = declared[key]
+            if type(value) is not type(default) and not (isinstance(default, float) and type(value) is int):
+                raise PluginError(f'{key} must be {type(default).__name__}, like its default {default!r}.')
+        stored = dict(self.store.get(SETTINGS_KEY) or {})
+        stored[entry.name] = {**stored.get(entry.name, {}), **values}
+        await self.store.set(SETTINGS_KEY, stored)
+        return {**declared, **stored[entry.name]}
 
     def _publish(self, entry: PluginEntry) -> None:
         self.hub.publish(PluginToggled(plugin=entry.name, enabled=entry.enabled, state=entry.state,
