@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import textwrap
 import time
 from collections.abc import AsyncIterator
@@ -149,6 +150,7 @@ async def test_third_party_plugin_from_an_entry_point(settings: Settings, tmp_pa
     site.mkdir()
     write_third_party_plugin(site)
     monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delitem(sys.modules, 'jarvis_dice', raising=False)
     services = Services(settings)
     services.plugins._builtins = []  # pylint: disable=protected-access
     await services.start()
@@ -186,6 +188,7 @@ async def test_the_readme_example_plugin_works(settings: Settings, tmp_path: Pat
     (info / 'METADATA').write_text('Metadata-Version: 2.1\nName: jarvis-dice\nVersion: 1.0.0\n')
     (info / 'entry_points.txt').write_text('[jarvis.plugins]\ndice = jarvis_dice:DicePlugin\n')
     monkeypatch.syspath_prepend(str(tmp_path / 'site'))
+    monkeypatch.delitem(sys.modules, 'jarvis_dice', raising=False)  # another test's jarvis_dice
     services = Services(settings)
     services.plugins._builtins = []  # pylint: disable=protected-access
     await services.start()
