@@ -12,10 +12,10 @@ from .config import Settings
 from .resources import asset, assets_dir
 from .security import TokenMiddleware
 from .services import Services
-from .ui.shell import View, build_root
 from .ui.chat_view import chat_page
 from .ui.models_view import models_page
 from .ui.plugins_view import plugins_page
+from .ui.shell import View, build_root
 from .ui.system_view import system_page
 
 log = logging.getLogger(__name__)

@@ -24,6 +24,7 @@ from jarvis.services import Services
 
 from .helpers.server import AppServer
 
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path / 'data', load_default_model=False, metrics_interval=0.2)

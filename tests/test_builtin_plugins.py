@@ -21,8 +21,15 @@ from jarvis.config import Settings
 from jarvis.events import GpuReading, Notification, SystemMetrics
 from jarvis.hub import Hub
 from jarvis.plugins.base import Plugin, PluginContext
-from jarvis.plugins.builtin import (BUILTIN_PLUGINS, CalculatorPlugin, NotesPlugin, RemindersPlugin,
-                                    SystemStatusPlugin, TimeDatePlugin, WikipediaPlugin)
+from jarvis.plugins.builtin import (
+    BUILTIN_PLUGINS,
+    CalculatorPlugin,
+    NotesPlugin,
+    RemindersPlugin,
+    SystemStatusPlugin,
+    TimeDatePlugin,
+    WikipediaPlugin,
+)
 from jarvis.plugins.builtin.calculator import MAX_CHARS, calculate
 from jarvis.plugins.builtin.wikipedia import shorten
 from jarvis.plugins.language import guess_language

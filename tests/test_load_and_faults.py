@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import socket
 import json
 import os
+import socket
 import sqlite3
 import threading
 import time

@@ -36,7 +36,8 @@ def display() -> Iterator[str]:
 
 def close_window(display: str, title: str) -> bool:
     """Ask the window to close as a window manager's close button does (WM_DELETE_WINDOW)."""
-    from Xlib import X, display as xdisplay, protocol  # pylint: disable=import-outside-toplevel
+    from Xlib import X, protocol  # pylint: disable=import-outside-toplevel
+    from Xlib import display as xdisplay
 
     connection = xdisplay.Display(display)
     try:

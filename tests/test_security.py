@@ -13,8 +13,8 @@ import httpx
 import psutil
 import pytest
 import websockets
-from websockets.exceptions import InvalidStatus
 from selenium.webdriver.common.by import By
+from websockets.exceptions import InvalidStatus
 
 from jarvis.security import is_loopback, resolve_access
 

@@ -26,3 +26,12 @@ def guess_language(text: str) -> str:
     german = sum(w in _GERMAN_WORDS for w in words)
     english = sum(w in _ENGLISH_WORDS for w in words)
     return 'de' if german > english else 'en'
+
+
+def language_by_vocabulary(text: str, german: re.Pattern[str], english: re.Pattern[str], fallback: str) -> str:
+    """A plugin's own command words decide ("What time is it, Jürgen?" is English despite the umlaut);
+    on a tie the app's general guess (``fallback``) does."""
+    german_hits, english_hits = len(german.findall(text)), len(english.findall(text))
+    if german_hits == english_hits:
+        return fallback
+    return 'de' if german_hits > english_hits else 'en'

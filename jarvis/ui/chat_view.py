@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nicegui import app, background_tasks, events as ui_events, ui
+from nicegui import app, background_tasks, ui
+from nicegui import events as ui_events
 
 from .. import events
 from ..assistant.assistant import Assistant, ChatInputError

@@ -1,7 +1,8 @@
 """The Plugins view: every plugin with its state and a switch that follows in every window."""
 from __future__ import annotations
 
-from nicegui import events as ui_events, ui
+from nicegui import events as ui_events
+from nicegui import ui
 
 from .. import events
 from ..events import PluginToggled

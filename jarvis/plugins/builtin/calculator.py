@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..base import Plugin, PluginContext
+from ..language import language_by_vocabulary
 
 MAX_CHARS = 200
 MAX_DIGITS = 10_000
@@ -361,8 +362,7 @@ class CalculatorPlugin(Plugin):
     ]
 
     async def handle(self, message: str, context: PluginContext) -> str | None:
-        german, english = len(_GERMAN.findall(message)), len(_ENGLISH.findall(message))
-        language = 'de' if german > english else 'en' if english > german else context.language
+        language = language_by_vocabulary(message, _GERMAN, _ENGLISH, context.language)
         expression = extract_expression(message)
         if len(expression) > MAX_CHARS:
             return MESSAGES['too_long'][language] if _is_mathematical(expression) else None

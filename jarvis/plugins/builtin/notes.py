@@ -5,6 +5,7 @@ import re
 import time
 
 from ..base import Plugin, PluginContext
+from ..language import language_by_vocabulary
 
 _ADD = re.compile(
     r'(?s)^\s*(?:(?:note(?:\s+to\s+self)?|notiz|remember)\s*:'
@@ -84,8 +85,7 @@ class NotesPlugin(Plugin):
 
 
 def _language(words: str, context: PluginContext) -> str:
-    german, english = len(_GERMAN.findall(words)), len(_ENGLISH.findall(words))
-    return 'de' if german > english else 'en' if english > german else context.language
+    return language_by_vocabulary(words, _GERMAN, _ENGLISH, context.language)
 
 
 async def _notes(context: PluginContext) -> list[tuple[int, str]]:

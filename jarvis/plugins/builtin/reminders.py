@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ..base import Plugin, PluginContext
+from ..language import language_by_vocabulary
 from .time_date import MONTHS
 
 log = logging.getLogger(__name__)
@@ -185,8 +186,7 @@ class RemindersPlugin(Plugin):
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def handle(self, message: str, context: PluginContext) -> str | None:
-        german, english = len(_GERMAN.findall(message)), len(_ENGLISH.findall(message))
-        language = 'de' if german > english else 'en' if english > german else context.language
+        language = language_by_vocabulary(message, _GERMAN, _ENGLISH, context.language)
         if self._context is None:
             self._context = context  # not started by the app (a test): fire through this context
         if (found := _CANCEL_RE.search(message)) is not None:

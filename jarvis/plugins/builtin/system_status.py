@@ -6,6 +6,7 @@ import time
 
 from ...events import GpuReading, SystemMetrics
 from ..base import Plugin, PluginContext
+from ..language import language_by_vocabulary
 
 _CPU = re.compile(r'\b(?:cpu|prozessor|processor)\b', re.IGNORECASE)
 _MEMORY = re.compile(r'\b(?:memory|ram|arbeitsspeicher|speicher)\b', re.IGNORECASE)
@@ -58,9 +59,7 @@ class SystemStatusPlugin(Plugin):
 
 
 def _language(message: str, context: PluginContext) -> str:
-    """The question's language; "GPU-Temperatur?" is German though too short for the app's guess."""
-    german, english = len(_GERMAN.findall(message)), len(_ENGLISH.findall(message))
-    return 'de' if german > english else 'en' if english > german else context.language
+    return language_by_vocabulary(message, _GERMAN, _ENGLISH, context.language)
 
 
 def _topics(message: str) -> list[str]:

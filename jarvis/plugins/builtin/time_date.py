@@ -5,6 +5,7 @@ import re
 from datetime import datetime
 
 from ..base import Plugin, PluginContext
+from ..language import language_by_vocabulary
 
 # Spelled out here so that the answer never depends on the machine's locale.
 WEEKDAYS = {
@@ -41,9 +42,7 @@ def format_date(moment: datetime, language: str) -> str:
 
 
 def _language(message: str, context: PluginContext) -> str:
-    """The language of the question's own words: "What time is it, Jürgen?" is English despite the umlaut."""
-    german, english = len(_GERMAN.findall(message)), len(_ENGLISH.findall(message))
-    return 'de' if german > english else 'en' if english > german else context.language
+    return language_by_vocabulary(message, _GERMAN, _ENGLISH, context.language)
 
 
 class TimeDatePlugin(Plugin):

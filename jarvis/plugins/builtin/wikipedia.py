@@ -16,6 +16,7 @@ import httpx
 
 from ... import __version__
 from ..base import Plugin, PluginContext
+from ..language import language_by_vocabulary
 from .calculator import looks_like_arithmetic
 
 log = logging.getLogger(__name__)
@@ -154,8 +155,7 @@ class WikipediaPlugin(Plugin):
         question = question_of(message)
         if question is None or not is_encyclopedic(question.topic, question.explicit):
             return None
-        german, english = len(_GERMAN.findall(question.words)), len(_ENGLISH.findall(question.words))
-        language = 'de' if german > english else 'en' if english > german else context.language
+        language = language_by_vocabulary(question.words, _GERMAN, _ENGLISH, context.language)
         title = title_of(question.topic, language)
         try:
             summary = await self.lookup(title, language, context)
