@@ -100,6 +100,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--clean', action='store_true', help="empty PyInstaller's cache first")
     args = parser.parse_args(argv)
 
+    missing = [name for name in ('jarvis', 'nicegui', 'llama_cpp', 'webview')
+               if importlib.util.find_spec(name) is None]
+    if missing:
+        print(f'build: {sys.executable} lacks {", ".join(missing)}: run this script with the interpreter '
+              "where the app is installed (pip install -e .), e.g. .venv/bin/python build/build.py",
+              file=sys.stderr)
+        return 1
     if not ensure_pyinstaller():
         print('build: PyInstaller is not installed and could not be installed', file=sys.stderr)
         return EXIT_NO_PYINSTALLER

@@ -6,6 +6,7 @@ import importlib.util
 import logging
 import multiprocessing
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -87,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     # NICEGUI_STORAGE_PATH says otherwise; it reads the variable once, when nicegui is imported (next line)
     os.environ.setdefault('NICEGUI_STORAGE_PATH', str(settings.data_dir / 'nicegui'))
     from .app import run  # pylint: disable=import-outside-toplevel  # keeps --help fast
+    # uvicorn shuts down cleanly on SIGTERM and then raises the signal again; this handler turns
+    # that into a normal exit (code 0), as closing the window or Ctrl+C does
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     run(settings, native=native, show=not args.no_open, native_port=args.port)
     return 0
 

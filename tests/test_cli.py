@@ -40,3 +40,10 @@ def test_without_a_display_it_says_why_and_serves_in_the_browser(tmp_path: Path)
         assert len(lines) == 1, app.output()
         assert 'no display' in lines[0] and f'http://127.0.0.1:{app.port}/' in lines[0]
         assert httpx.get(app.url + '/').status_code == 200
+
+
+def test_sigterm_stops_the_app_cleanly_with_exit_code_0(tmp_path: Path) -> None:
+    app = AppServer(tmp_path / 'data').start()
+    assert app.stop() == 0, app.output()
+    assert 'Traceback' not in app.output()
+    assert not (tmp_path / 'data' / 'jarvis.db-wal').exists(), 'the database was closed'
