@@ -44,6 +44,7 @@ def create_app(settings: Settings) -> tuple[Services, Callable[[], None]]:
         app.add_middleware(TokenMiddleware, token=settings.access_token)
     api.register(app, services)
     app.add_static_files('/assets', str(assets_dir()))
+    ui.add_css(asset('styles.css').read_text(encoding='utf-8'), shared=True)  # read once, for every page
     return services, build_root(services, views())
 
 

@@ -175,7 +175,6 @@ def test_manager_lists_builtins_by_default(settings: Settings) -> None:
     services.db.close()
 
 
-
 async def test_the_readme_example_plugin_works(settings: Settings, tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     readme = (Path(__file__).parent.parent / 'README.md').read_text()

@@ -201,7 +201,6 @@ def _add_routes(app: APIRouter, services: Services) -> None:
             return error(404 if 'no plugin called' in str(problem) else 422, str(problem))
         return entry.to_dict()
 
-
     @app.post('/api/plugins/settings', tags=['plugins'])
     async def configure_plugin(request: Request) -> Any:
         body = await json_body(request, '{"plugin": "Wikipedia", "settings": {"sentences": 2}}')

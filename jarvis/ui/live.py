@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[Any], Any]
 
+
 class LiveWindow:
     connected = BindableProperty()
     metrics = BindableProperty()

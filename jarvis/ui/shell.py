@@ -15,7 +15,6 @@ from nicegui import background_tasks, context, ui
 
 from .. import events
 from ..events import ChatMessage, ModelLoaded, Notification
-from ..resources import asset
 from ..services import Services
 from . import notifications
 from .live import LiveWindow, use_hub
@@ -41,7 +40,6 @@ def build_root(services: Services, views: list[View]) -> Callable[[], None]:
 
     async def root() -> None:
         await services.wait_ready()
-        ui.add_css(asset('styles.css'))
         ui.page_title('J.A.R.V.I.S.')
         ui.colors(primary='#0ea5e9', secondary='#6366f1', accent='#22d3ee')
         dark = ui.dark_mode(services.store.get(THEME_KEY, True))
@@ -56,7 +54,7 @@ def build_root(services: Services, views: list[View]) -> Callable[[], None]:
         with ui.header(elevated=True).classes('items-center gap-3 px-4 bg-slate-900 text-white'):
             ui.button(icon='menu', on_click=drawer.toggle).props('flat round dense color=white') \
                 .tooltip('Navigation')
-            ui.image(asset('icon.png')).classes('w-8 h-8')
+            ui.image('/assets/icon.png').classes('w-8 h-8')
             ui.label('J.A.R.V.I.S.').classes('text-xl font-semibold tracking-widest')
             ui.space()
             ui.label().bind_text_from(live, 'model', backward=_model_caption) \
