@@ -65,4 +65,6 @@ def run(settings: Settings, *, native: bool, show: bool, native_port: int | None
         favicon=asset('icon.png'),
         show_welcome_message=False,
         uvicorn_logging_level='warning',
+        # compressing every frame costs more CPU than it saves on a local connection
+        ws_per_message_deflate=False,
     )

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -128,12 +129,13 @@ async def test_settings_persist_and_bad_values_are_refused(model_settings: Setti
     await services.start()
     await services.models.set_options(context_length=2048, temperature=0.3, gpu_layers=0, max_tokens=64)
     for bad in ({'context_length': 10}, {'temperature': 5}, {'max_tokens': 0}, {'gpu_layers': 'lots'},
-                {'context_length': 'NaN'}):
+                {'context_length': 'NaN'}, {'threads': -1}, {'colour': 'red'}):
         with pytest.raises(ValueError):
             await services.models.set_options(**bad)
     assert services.models.options.context_length == 2048
     await services.models.load(GEMMA)
     assert services.models.active is not None and services.models.active.context_length == 2048
+    assert services.models.active.details['threads'] == max(1, (os.cpu_count() or 2) - 1), 'a core left for the UI'
     await services.stop()
     again = Services(model_settings)
     again.plugins._builtins = []  # pylint: disable=protected-access

@@ -43,6 +43,8 @@ async def test_published_cpu_shows_as_percent(jarvis: Harness, user: User) -> No
     assert label_text(user, 'memory-value') == '42%'
     assert label_text(user, 'disk-value') == '61%'
     assert label_text(user, 'memory-caption') == '8.0 GiB / 16.0 GiB'
+    cores = user.find(marker='core-bars').elements.pop()
+    assert cores.props['cores'] == [[50.0, 'warning'], [50.0, 'warning']]
 
 
 async def test_two_users_see_the_same_values(jarvis: Harness) -> None:

@@ -188,55 +188,38 @@ class Assistant:
 
     async def _stream(self, model: ChatModel, turns: list[ChatTurn], answer: ChatMessage,
                       cancel: threading.Event) -> ChatMessage:
-        loop = asyncio.get_running_loop()
-        pieces: asyncio.Queue[str | BaseException | None] = asyncio.Queue()
         options = self.models.generation_options
+        progress = _Progress()
 
         def generate() -> None:  # in a worker thread: the event loop stays free while the model computes
             try:
                 for piece in model.stream_chat(turns, options, cancel):
-                    loop.call_soon_threadsafe(pieces.put_nowait, piece)
+                    progress.add(piece)
             except BaseException as error:  # handed to the loop, which reports it in the chat
-                loop.call_soon_threadsafe(pieces.put_nowait, error)
-            finally:
-                loop.call_soon_threadsafe(pieces.put_nowait, None)
+                progress.error = error
 
-        started = time.perf_counter()
+        # The loop looks at the answer every COALESCE_S instead of waking for each token: on a small
+        # machine every wake-up is CPU taken from the model, which uses all cores.
+        progress.started = time.perf_counter()
         worker = asyncio.ensure_future(asyncio.to_thread(generate))
-        text, tokens, first_token_at, error = '', 0, None, None
-        published_at, dirty = 0.0, False
         base = replace(answer, source=model.name, model=model.name)
-        while True:
-            wait = COALESCE_S - (time.perf_counter() - published_at) if dirty else None
-            try:
-                item = await asyncio.wait_for(pieces.get(), timeout=max(0.0, wait) if wait is not None else None)
-            except asyncio.TimeoutError:
-                item = ''  # the coalescing interval passed: publish what we have
-            if item is None:
-                break
-            if isinstance(item, BaseException):
-                error = item
-                continue
-            if item:
-                first_token_at = first_token_at or time.perf_counter()
-                text += item
-                tokens += 1
-                dirty = True
-            if dirty and time.perf_counter() - published_at >= COALESCE_S:
-                published_at, dirty = time.perf_counter(), False
+        published = 0
+        while not worker.done():
+            await asyncio.wait([worker], timeout=COALESCE_S)
+            text, tokens = progress.snapshot()
+            if tokens != published and not worker.done():
+                published = tokens
                 update = replace(base, text=text)
                 self.streaming[answer.id] = update
                 self.hub.publish(update)
         await worker
-        finished = time.perf_counter()
-        speed = tokens / (finished - first_token_at) if first_token_at and finished > first_token_at else None
-        status = 'stopped' if cancel.is_set() else 'error' if error else 'done'
-        if error is not None:
+        text, tokens = progress.snapshot()
+        status = 'stopped' if cancel.is_set() else 'error' if progress.error else 'done'
+        if progress.error is not None:
             text = f'{text}\n\n' if text else ''
-            text += f'The model failed: {error}'
+            text += f'The model failed: {progress.error}'
         return replace(base, text=text.strip() if status == 'done' else text, status=status, tokens=tokens,
-                       first_token_s=round(first_token_at - started, 3) if first_token_at else None,
-                       tokens_per_s=round(speed, 1) if speed else None)
+                       first_token_s=progress.first_token_s, tokens_per_s=progress.tokens_per_s)
 
     def stop_generation(self, message_id: str | None = None) -> bool:
         """Stop one answer (or every answer) that is being generated; the partial text is kept."""
@@ -247,6 +230,43 @@ class Assistant:
                 self._cancel.setdefault(target, threading.Event()).set()
                 stopped = True
         return stopped
+
+
+class _Progress:
+    """The answer so far, written by the generating thread and read by the event loop."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pieces: list[str] = []
+        self.started = 0.0
+        self.first_at: float | None = None
+        self.last_at: float | None = None
+        self.error: BaseException | None = None
+
+    def add(self, piece: str) -> None:
+        if not piece:
+            return
+        now = time.perf_counter()
+        with self._lock:
+            self._pieces.append(piece)
+            self.first_at = self.first_at or now
+            self.last_at = now
+
+    def snapshot(self) -> tuple[str, int]:
+        with self._lock:
+            return ''.join(self._pieces), len(self._pieces)
+
+    @property
+    def first_token_s(self) -> float | None:
+        return round(self.first_at - self.started, 3) if self.first_at else None
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        """Tokens from the first to the last, as the model produced them (one per streamed piece)."""
+        count = len(self._pieces)
+        if self.first_at is None or self.last_at is None or self.last_at <= self.first_at or count < 2:
+            return None
+        return round((count - 1) / (self.last_at - self.first_at), 1)
 
 
 def fit_to_context(model: ChatModel, system: str, history: list[ChatMessage], reserve: int,

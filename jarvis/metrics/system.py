@@ -39,7 +39,6 @@ class PsutilReader:
 
     def prime(self) -> None:
         """Take the first cpu_percent reading, which psutil defines as meaningless, and discard it."""
-        psutil.cpu_percent(interval=None)
         psutil.cpu_percent(interval=None, percpu=True)
         self._last_cpu_call = time.monotonic()
         self._last_net = self._net_counters()
@@ -51,8 +50,8 @@ class PsutilReader:
         wait = MIN_CPU_WINDOW_S - (time.monotonic() - self._last_cpu_call)
         if wait > 0:
             time.sleep(wait)
-        cpu = psutil.cpu_percent(interval=None)
-        per_core = psutil.cpu_percent(interval=None, percpu=True)
+        per_core = psutil.cpu_percent(interval=None, percpu=True)  # one read of /proc/stat for both
+        cpu = sum(per_core) / len(per_core) if per_core else 0.0
         self._last_cpu_call = time.monotonic()
         memory = psutil.virtual_memory()
         swap = psutil.swap_memory()

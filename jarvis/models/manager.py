@@ -41,6 +41,7 @@ class ModelOptions:
     temperature: float = 0.7
     gpu_layers: int = 0
     max_tokens: int = 512
+    threads: int = 0  # CPU threads for local models; 0: all cores but one
 
     def validated(self) -> ModelOptions:
         if not 256 <= int(self.context_length) <= 131_072:
@@ -51,8 +52,10 @@ class ModelOptions:
             raise ValueError('GPU layers must be between -1 (all) and 1000.')
         if not 1 <= int(self.max_tokens) <= 8192:
             raise ValueError('The answer length must be between 1 and 8192 tokens.')
+        if not 0 <= int(self.threads) <= 512:
+            raise ValueError('CPU threads must be between 0 (automatic) and 512.')
         return ModelOptions(int(self.context_length), float(self.temperature), int(self.gpu_layers),
-                            int(self.max_tokens))
+                            int(self.max_tokens), int(self.threads))
 
 
 @dataclass(frozen=True)
@@ -211,7 +214,7 @@ class ModelManager:
             raise ModelError(f'{name} needs about {need.needed_bytes / 2**30:.1f} GiB of memory, '
                              f'but only {need.ram_free_bytes / 2**30:.1f} GiB is free.')
         model = await asyncio.to_thread(LlamaCppModel, path, name=name, context_length=self.options.context_length,
-                                        gpu_layers=self.options.gpu_layers)
+                                        gpu_layers=self.options.gpu_layers, threads=self.options.threads)
         return model, _local_info(path, gguf)
 
     async def _load_ollama(self, name: str) -> tuple[ChatModel, ModelInfo]:

@@ -125,7 +125,8 @@ class ModelsView:
         options = self.models.options
         with ui.card().classes('w-full'):
             ui.label('Settings').classes('text-base font-medium')
-            ui.label('Context length and GPU layers apply to the next load.').classes('text-xs opacity-70')
+            ui.label('Context length, GPU layers and CPU threads apply to the next load.') \
+                .classes('text-xs opacity-70')
             with ui.row().classes('w-full items-center gap-4'):
                 self.context = mark(ui.number('Context length (tokens)', value=options.context_length, min=256,
                                               max=131072, step=256, precision=0).props('dense outlined')
@@ -136,6 +137,9 @@ class ModelsView:
                 self.max_tokens = mark(ui.number('Answer length (tokens)', value=options.max_tokens, min=1, max=8192,
                                                  precision=0).props('dense outlined').classes('w-48'),
                                        'setting-max-tokens')
+                self.threads = mark(ui.number('CPU threads (0: auto)', value=options.threads, min=0, max=512,
+                                              precision=0).props('dense outlined').classes('w-40'),
+                                    'setting-threads')
                 with ui.column().classes('gap-0 w-56'):
                     self.temperature_label = ui.label(f'Temperature {options.temperature:.2f}').classes('text-xs')
                     self.temperature = mark(ui.slider(min=0, max=2, step=0.05, value=options.temperature),
@@ -255,7 +259,8 @@ class ModelsView:
         try:
             options = await self.models.set_options(
                 context_length=int(self.context.value or 0), gpu_layers=int(self.gpu_layers.value or 0),
-                max_tokens=int(self.max_tokens.value or 0), temperature=float(self.temperature.value))
+                max_tokens=int(self.max_tokens.value or 0), temperature=float(self.temperature.value),
+                threads=int(self.threads.value or 0))
         except (ValueError, TypeError) as error:
             notifications.notify(self.root.client, str(error), type='warning')
             return

@@ -12,6 +12,7 @@ from .. import events
 from ..events import GpuReading, SystemMetrics
 from ..services import Services
 from . import format as fmt
+from .core_bars import CoreBars
 from .live import LiveWindow, use_hub
 from .live_indicator import LiveIndicator
 from .markers import mark
@@ -72,9 +73,7 @@ class SystemView:
     def _build_cpu_details(self) -> None:
         with ui.card().classes('w-full'):
             ui.label('CPU cores').classes('text-base font-medium')
-            self.cores_grid = ui.grid().classes('w-full gap-x-4 gap-y-1 grid-cols-2 md:grid-cols-4')
-            self.core_bars: list[tuple[ui.label, ui.linear_progress]] = []
-            self.core_colors: list[str] = []
+            self.cores = mark(CoreBars(), 'core-bars')
 
     def _build_memory_details(self) -> None:
         with ui.card().classes('w-full'):
@@ -130,7 +129,7 @@ class SystemView:
         self.memory.show(metrics.memory, fmt.used_of(metrics.memory_used, metrics.memory_total))
         self.disk.show(metrics.disk, fmt.used_of(metrics.disk_used, metrics.disk_total))
         self.gpu.show(metrics.gpu, _gpu_caption(metrics))
-        self._update_cores(metrics.cpu_per_core)
+        self.cores.show(metrics.cpu_per_core)
         _set_text(self.memory_detail, fmt.used_of(metrics.memory_used, metrics.memory_total))
         _set_text(self.swap_detail, fmt.used_of(metrics.swap_used, metrics.swap_total))
         _set_text(self.disk_label, f'Disk ({metrics.disk_path})')
@@ -139,25 +138,6 @@ class SystemView:
         _set_text(self.net_down, fmt.rate(metrics.net_recv_per_s))
         self._update_gpus(metrics)
         self._update_chart(metrics)
-
-    def _update_cores(self, per_core: list[float]) -> None:
-        if len(per_core) != len(self.core_bars):  # the core count is fixed; this runs once
-            self.cores_grid.clear()
-            self.core_bars = []
-            self.core_colors = ['grey'] * len(per_core)
-            with self.cores_grid:
-                for index in range(len(per_core)):
-                    with ui.column().classes('gap-0 w-full'):
-                        label = ui.label(f'Core {index}').classes('text-xs opacity-70')
-                        bar = ui.linear_progress(value=0, show_value=False, size='6px', color='grey') \
-                            .props('rounded')
-                    self.core_bars.append((label, bar))
-        for index, ((label, bar), value) in enumerate(zip(self.core_bars, per_core)):
-            _set_text(label, f'Core {index}: {fmt.percent(value)}')
-            bar.set_value(value / 100)
-            if (color := fmt.level_color(value)) != self.core_colors[index]:
-                self.core_colors[index] = color
-                bar.props(f'color={color}')
 
     def _update_gpus(self, metrics: SystemMetrics) -> None:
         _set_text(self.gpu_status, f'{len(metrics.gpus)} GPU(s)' if metrics.gpus else f'n/a: {metrics.gpu_status}')

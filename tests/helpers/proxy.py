@@ -27,8 +27,18 @@ class CuttableProxy:
         return self
 
     def __exit__(self, *_: object) -> None:
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+        self._loop.close()
+
+    async def _shutdown(self) -> None:
+        self._server.close()
+        self._close_all()
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def cut(self) -> None:
         """Drop every connection and refuse new ones, as a network that went away."""
@@ -40,7 +50,7 @@ class CuttableProxy:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(asyncio.start_server(self._handle, '127.0.0.1', self.port))
+        self._server = self._loop.run_until_complete(asyncio.start_server(self._handle, '127.0.0.1', self.port))
         self._started.set()
         self._loop.run_forever()
 
