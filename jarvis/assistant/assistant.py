@@ -30,7 +30,7 @@ SYSTEM_PROMPT = (
     "user's computer. Answer in the language of the question."
 )
 _LONE_SURROGATE = re.compile('[\ud800-\udfff]')
-COALESCE_S = 0.075  # stream updates go out at most this often, so a fast model cannot flood the windows
+COALESCE_S = 0.1  # stream updates go out at most this often, so a fast model cannot flood the windows
 ACTIVE_KEY = 'chat.active_conversation'
 NO_MODEL = ('No model is loaded, so I can only answer through plugins right now. '
             'Open **Models** and load one (the default Gemma model needs no download).')
