@@ -170,11 +170,11 @@ class Assistant:
         reply = await self.plugins.handle(text, answer.conversation_id)
         if reply is not None:
             return replace(answer, text=reply.text, status='error' if reply.error else 'done', source=reply.plugin)
-        model = self.models.active
-        if model is None:
-            return replace(answer, text=NO_MODEL, status='done', source='J.A.R.V.I.S.')
         cancel = self._cancel.setdefault(answer.id, threading.Event())
         async with self._generation_lock:  # one model, one generation at a time; others wait their turn
+            model = self.models.active  # read after the wait: the model may have changed meanwhile
+            if model is None:
+                return replace(answer, text=NO_MODEL, status='done', source='J.A.R.V.I.S.')
             if cancel.is_set():
                 return replace(answer, status='stopped', source=model.name, model=model.name)
             turns = await self._prompt(model, answer.conversation_id, answer.id)
