@@ -8,8 +8,10 @@ written against it still reads them; extra fields are additions, never renames.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, ClassVar, Literal
 
 # Event type names, as they appear on the wire.
@@ -171,7 +173,7 @@ class PullProgress(Payload):
     error: str = ''
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Event:
     """What the hub fans out: a typed payload with its wire name and time."""
 
@@ -181,3 +183,8 @@ class Event:
 
     def to_json_dict(self) -> dict[str, Any]:
         return {'type': self.type, 'data': self.data.to_dict(), 'timestamp': self.timestamp}
+
+    @cached_property
+    def json(self) -> str:
+        """The wire form, encoded once however many clients receive it."""
+        return json.dumps(self.to_json_dict())

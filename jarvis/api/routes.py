@@ -93,7 +93,7 @@ def _add_routes(app: APIRouter, services: Services) -> None:
 
         async def send() -> None:
             async for event in subscription:
-                await websocket.send_text(json.dumps(event.to_json_dict()))
+                await websocket.send_text(event.json)
 
         async def receive() -> None:
             while True:  # nothing is expected from the client; reading notices when it leaves

@@ -1,0 +1,194 @@
+"""The results as one Markdown table (printed and written to a .md file) and as JSON."""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+NA = '–'
+
+
+def _num(value: Any, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return NA
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f'{value:,}'
+    return f'{value:,.{digits}f}'
+
+
+def _spread(stats: dict[str, Any] | None, digits: int = 2, scale: float = 1.0) -> str:
+    """``p50 (p10–p90)``; with fewer than 5 repetitions the spread is min–max."""
+    if not stats or not stats.get('n'):
+        return NA
+    p50 = stats['p50'] * scale
+    if stats['n'] == 1:
+        return _num(p50, digits)
+    low, high = (stats['p10'], stats['p90']) if stats['n'] >= 5 else (stats['min'], stats['max'])
+    return f'{_num(p50, digits)} ({_num(low * scale, digits)}–{_num(high * scale, digits)})'
+
+
+def _met(target: dict[str, Any] | None) -> str:
+    if not target or target.get('met') is None:
+        return 'not measured'
+    return 'yes' if target['met'] else '**NO (missed)**'
+
+
+def _target_text(target: dict[str, Any] | None, unit: str = '') -> str:
+    if not target:
+        return NA
+    op = {'<=': '≤', '>=': '≥', '<': '<'}[target['op']]
+    return f'{op} {target["limit"]:g}{unit}'
+
+
+def rows(results: dict[str, Any]) -> list[list[str]]:
+    """| Benchmark | Measure | J.A.R.V.I.S. | Peer | Ratio app/peer | Target | Met |"""
+    table: list[list[str]] = []
+    bench = results.get('benchmarks', {})
+
+    idle = bench.get('idle')
+    if idle and 'stats' in idle:
+        s, r, t = idle['stats'], idle['ratios'], idle['targets']
+        n = idle['settings']['repeat']
+        window = idle['settings']['window_s']
+        for peer, label in (('glances', 'Glances, process list on'), ('glances_noproc', 'Glances, process list off')):
+            table.append([f'Idle, 1 browser window, 2 s refresh ({n}× {window:g} s)',
+                          f'CPU-s per minute (server tree, user+sys) vs {label}',
+                          _spread(s['app']['cpu_s_per_min'], 3), _spread(s[peer]['cpu_s_per_min'], 3),
+                          _num(r[peer]['cpu_of_medians'], 3), _target_text(t[f'cpu_ratio_vs_{peer}']) + ' (ratio)',
+                          _met(t[f'cpu_ratio_vs_{peer}'])])
+        table.append(['Idle', 'CPU-s per minute, absolute (0.3 CPU-s/min = 0.5 % of a core)',
+                      _spread(s['app']['cpu_s_per_min'], 3), NA, NA, _target_text(t['cpu_s_per_min']),
+                      _met(t['cpu_s_per_min'])])
+        table.append(['Idle', 'Peak RSS, MiB (no model loaded) vs Glances, process list on / off',
+                      _spread(s['app']['rss_mib_peak'], 1),
+                      f'{_spread(s["glances"]["rss_mib_peak"], 1)} / {_spread(s["glances_noproc"]["rss_mib_peak"], 1)}',
+                      f'{_num(r["glances"]["rss_of_medians"])} / {_num(r["glances_noproc"]["rss_of_medians"])}',
+                      _target_text(t['rss_mib'], ' MiB'), _met(t['rss_mib'])])
+        table.append(['Idle', 'Page updates per minute (check: both refresh every ~2 s)',
+                      _spread(s['app']['page_updates_per_min'], 1),
+                      f'{_spread(s["glances"]["page_updates_per_min"], 1)} / '
+                      f'{_spread(s["glances_noproc"]["page_updates_per_min"], 1)}', NA, NA, NA])
+    elif idle:
+        table.append(['Idle', 'failed: ' + idle.get('error', '?'), NA, NA, NA, NA, 'not measured'])
+
+    fan = bench.get('fanout')
+    if fan and 'websocket' in fan:
+        settings = fan['settings']
+        for count, data in fan['websocket'].items():
+            lat = data['latency']
+            met = _met(fan['targets']['p99_ms_at_100_clients']) if count == '100' else NA
+            target_text = '< 50 ms (p99)' if count == '100' else NA
+            table.append([f'Fan-out, {count} /api/events client(s)',
+                          f'Latency publish→client at {settings["latency_rate"]:g} ev/s, p50 / p99 ms '
+                          f'(p99 over {settings["repeat"]} reps in brackets)',
+                          f'{_num(lat["p50_ms"])} / {_num(lat["p99_ms"])} ({_spread_range(lat["p99_ms_per_rep"])})',
+                          NA, NA, target_text, met])
+            failed = data.get('first_failed_rate')
+            why = '; '.join(data.get('failed_because') or [])
+            table.append([f'Fan-out, {count} /api/events client(s)',
+                          'Highest sustained rate without drops, events/s (steps: '
+                          + ', '.join(f'{r:g}' for r in settings['rate_steps']) + f'; {settings["step_seconds"]:g} s each)',
+                          (_num(data['max_rate'], 0) if data['max_rate'] else 'below the first step')
+                          + (f' (at {failed:g}: {why})' if failed else ' (no step failed)'),
+                          NA, NA, NA, NA])
+        for count, data in fan.get('windows', {}).items():
+            table.append([f'Fan-out, {count} NiceGUI window(s) (System view)',
+                          f'Latency publish→DOM (toast) at {data["rate"]:g} ev/s, p50 / p99 ms',
+                          f'{_num(data["p50_ms"])} / {_num(data["p99_ms"])}'
+                          + (f', {data["missing"]} not seen' if data['missing'] else ''), NA, NA, NA, NA])
+    elif fan:
+        table.append(['Fan-out', 'failed: ' + fan.get('error', '?'), NA, NA, NA, NA, 'not measured'])
+
+    start = bench.get('startup')
+    if start and 'stats' in start:
+        s, t = start['stats'], start['targets']
+        n = start['settings']['repeat']
+        table.append([f'Start-up ({n}×)', 'Launch → first page / served 200, s (no model) vs glances -w',
+                      _spread(s['app'], 2), _spread(s['glances'], 2), _num(start['ratio_app_vs_glances']),
+                      _target_text(t['app_s'], ' s'), _met(t['app_s'])])
+        if 'app_with_model' in s:
+            table.append([f'Start-up ({n}×)', 'Same, default Gemma model restoring in the background',
+                          _spread(s['app_with_model'], 2), _spread(s['glances'], 2),
+                          _num(start['ratio_app_with_model_vs_glances']),
+                          _target_text(t['app_with_model_s'], ' s'), _met(t['app_with_model_s'])])
+    elif start:
+        table.append(['Start-up', 'failed: ' + start.get('error', '?'), NA, NA, NA, NA, 'not measured'])
+
+    chat = bench.get('chat')
+    if chat and 'phases' in chat:
+        n = chat['settings']['repeat']
+        labels = {'window': 'streaming to 1 browser window on /chat', 'events': 'streaming to 1 /api/events client'}
+        for phase, data in chat['phases'].items():
+            table.append([f'Chat, Gemma 3 270M, {chat["settings"]["max_tokens"]} tokens max, temp 0 ({n}×)',
+                          f'Tokens/s vs llama-cpp-python directly, {labels[phase]}',
+                          _spread(data['app_tokens_per_s'], 1), _spread(data['direct_tokens_per_s'], 1),
+                          _num(data['ratio_of_medians'], 3), _target_text(chat['targets'][f'ratio_{phase}'])
+                          + ' (ratio)', _met(chat['targets'][f'ratio_{phase}'])])
+        data = chat['phases']['window']
+        table.append(['Chat', 'First token, s (window phase)', _spread(data['app_first_token_s'], 3),
+                      _spread(data['direct_first_token_s'], 3), NA, NA, NA])
+    elif chat:
+        table.append(['Chat', 'failed: ' + chat.get('error', '?'), NA, NA, NA, NA, 'not measured'])
+    return table
+
+
+def _spread_range(stats: dict[str, Any]) -> str:
+    if not stats or not stats.get('n'):
+        return NA
+    return f'{_num(stats["min"])}–{_num(stats["max"])}'
+
+
+def markdown(results: dict[str, Any]) -> str:
+    machine = results['machine']
+    versions = machine['versions']
+    lines = [
+        f'Run {results["mode"]} on {machine["date"][:10]} with `{results["command"]}`.',
+        f'Machine: {machine["cpu_model"]}, {machine["logical_cores"]} logical cores, {machine["ram_gib"]} GiB RAM, '
+        f'{machine["os"]}; Python {machine["python"]}, NiceGUI {versions.get("nicegui")}, '
+        f'Glances {versions.get("glances")}, llama-cpp-python {versions.get("llama_cpp_python")}, '
+        f'{machine.get("chromium") or "no Chromium"}. Load average at start / end: '
+        f'{" ".join(str(v) for v in machine["load_average_at_start"])} / '
+        f'{" ".join(str(v) for v in results.get("load_average_at_end", []))}.',
+        _source_line(machine.get('source') or {}),
+        '',
+        'Values are p50 (p10–p90 over the repetitions; min–max when there are fewer than 5).',
+        '',
+        '| Benchmark | Measure | J.A.R.V.I.S. | Peer | Ratio app/peer | Target | Met |',
+        '| --- | --- | --- | --- | --- | --- | --- |',
+    ]
+    lines += ['| ' + ' | '.join(cell.replace('|', '\\|') for cell in row) + ' |' for row in rows(results)]
+    notes = results.get('notes') or []
+    if notes:
+        lines.append('')
+        lines += [f'- {note}' for note in notes]
+    return '\n'.join(lines) + '\n'
+
+
+def _source_line(source: dict[str, Any]) -> str:
+    if not source.get('commit'):
+        return ''
+    changed = source.get('changed_files') or []
+    return (f'Measured: commit {source["commit"]}'
+            + (f' with uncommitted changes in {", ".join(changed)}.' if changed else ' (clean working tree).'))
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def write(results: dict[str, Any], json_path: Path, md_path: Path) -> str:
+    text = markdown(results)
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    for path, content in ((json_path, json.dumps(_clean(results), indent=2, sort_keys=False) + '\n'), (md_path, text)):
+        temporary = path.with_name(path.name + '.tmp')
+        temporary.write_text(content, encoding='utf-8')
+        os.replace(temporary, path)
+    return text
