@@ -34,6 +34,13 @@ def one(user: User, marker: str):  # type: ignore[no-untyped-def]
     return next(iter(elements))
 
 
+def element(user: User, marker: str):  # type: ignore[no-untyped-def]
+    """The element with a marker, visible or not (user.find sees only visible ones)."""
+    found = [e for e in user.client.elements.values() if marker in e._markers]  # pylint: disable=protected-access
+    assert len(found) == 1, f'{len(found)} elements marked {marker}'
+    return found[0]
+
+
 def in_row(user: User, row_marker: str, marker: str):  # type: ignore[no-untyped-def]
     """An element of one row, visible or not."""
     row = one(user, row_marker)
@@ -102,3 +109,34 @@ async def test_a_toggle_in_one_window_flips_the_switch_in_the_other(jarvis: Harn
     one(bob, f'plugin-switch:{name}').set_value(True)
     await eventually(lambda: one(alice, f'plugin-switch:{name}').value is True)
     assert one(alice, f'plugin-state:{name}').text == 'enabled'
+
+
+@pytest.fixture
+async def ollama_app(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    from .helpers.fake_ollama import FakeModel, FakeOllama
+
+    monkeypatch.setenv('JARVIS_MODELS_DIR', str(tmp_path / 'models'))
+    with FakeOllama([FakeModel('tinyllama:latest')], library=[FakeModel('qwen2:0.5b')]) as ollama:
+        ollama.pull_delay = 0.05
+        async with simulate(settings.with_changes(ollama_host=ollama.url)) as harness:
+            yield harness, ollama
+
+
+async def test_pull_shows_progress_in_every_window_and_lists_the_model(ollama_app) -> None:  # type: ignore[no-untyped-def]
+    harness, ollama = ollama_app
+    alice, bob = harness.new_user(), harness.new_user()
+    await alice.open('/models')
+    await bob.open('/models')
+    await eventually(lambda: bob.find(marker='model-row:ollama:tinyllama:latest').elements)
+    assert one(bob, 'ollama-status').text == f'running at {ollama.url}'
+    assert not element(bob, 'ollama-retry').visible
+    alice.find(marker='pull-name').type('qwen2:0.5b')
+    alice.find(marker='pull-button').click()
+    await eventually(lambda: element(bob, 'pull-progress').visible)  # bob sees alice's pull
+    await eventually(lambda: 'qwen2:0.5b: pulling' in one(bob, 'pull-status').text)
+    await eventually(lambda: one(bob, 'pull-status').text == 'qwen2:0.5b: pulled')
+    await eventually(lambda: bob.find(marker='model-row:ollama:qwen2:0.5b').elements)
+    assert not element(bob, 'pull-progress').visible
+    click_in_row(bob, 'model-row:ollama:qwen2:0.5b', 'model-load')
+    await eventually(lambda: in_row(alice, 'model-row:ollama:qwen2:0.5b', 'model-state').text == 'loaded')
+    assert 'qwen2:0.5b' in ollama.running
