@@ -166,7 +166,8 @@ def _notes(results: dict[str, Any]) -> list[str]:
                      'counted. RSS is the peak of 1-s samples of the tree. Glances without its process list: '
                      '--disable-process alone only hides it in the terminal UI of Glances 4.5.8 (its web server '
                      'still gathers it and sends it in /api/4/all), so the plugins processcount, processlist and '
-                     'programlist are disabled too.')
+                     'programlist are disabled too. Readiness is polled on /api/hub/stats for the app and on / for '
+                     'Glances, so that no page is fetched without the browser that shows it.')
     if 'fanout' in bench and 'websocket' in bench['fanout']:
         notes.append('Fan-out: the WebSocket clients run in the benchmark process on the same two cores as the '
                      'server, so their own scheduling delay is part of the latency and of the highest rate. '

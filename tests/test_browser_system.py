@@ -48,6 +48,27 @@ def test_cpu_value_changes_between_ticks(server: AppServer, browser) -> None:  #
     assert text_of(browser, 'connection-indicator') == 'Connected'
 
 
+CHART_SERIES_JS = '''
+const element = document.querySelector('[data-testid="history-chart"]');
+const chart = element && getElement(element)?.chart;
+return chart ? chart.getOption().series.map(s => s.data) : null;
+'''
+
+
+def test_history_chart_in_the_page_gains_a_point_per_tick(server: AppServer, browser) -> None:  # type: ignore[no-untyped-def]
+    browser.get(server.url)
+    before = wait_for(lambda: browser.execute_script(CHART_SERIES_JS), message='the chart never rendered')
+    grown = wait_for(lambda: (s := browser.execute_script(CHART_SERIES_JS)) and len(s[0]) >= len(before[0]) + 2 and s,
+                     timeout=15, message='the chart in the page got no new points')
+    cpu, memory, gpu = grown
+    assert len(cpu) == len(memory) == len(gpu)
+    times = [point[0] for point in cpu]
+    assert times == sorted(times) and len(set(times)) == len(times), 'each tick adds one point, in order'
+    assert all(0 <= point[1] <= 100 for point in cpu + memory)
+    shown = float(text_of(browser, 'cpu-value').rstrip('%'))
+    assert any(abs(point[1] - shown) <= 0.5 for point in cpu[-3:]), 'the chart shows the values the card shows'
+
+
 def test_live_values_over_long_polling_when_websockets_are_blocked(server: AppServer, browser) -> None:  # type: ignore[no-untyped-def]
     # as if a proxy blocked WebSockets: every WebSocket fails, so after socket.io's connection
     # timeout (20 s) NiceGUI's client carries on over HTTP long-polling

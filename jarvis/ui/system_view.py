@@ -4,6 +4,7 @@ Elements are created once and updated in place on each ``system_metrics`` event.
 """
 from __future__ import annotations
 
+import json
 import time
 
 from nicegui import ui
@@ -108,7 +109,7 @@ class SystemView:
         history = list(self.services.sampler.history)
         with ui.card().classes('w-full'):
             ui.label('Last 5 minutes').classes('text-base font-medium')
-            self.chart = ui.echart({
+            self.chart = mark(ui.echart({
                 'animation': False,
                 'tooltip': {'trigger': 'axis'},
                 'legend': {'top': 0, 'data': [name for name, _ in SERIES], 'textStyle': {'color': '#94a3b8'}},
@@ -119,7 +120,7 @@ class SystemView:
                           'splitLine': {'lineStyle': {'color': 'rgba(148, 163, 184, 0.2)'}}},
                 'series': [{'name': name, 'type': 'line', 'showSymbol': False, 'connectNulls': False,
                             'data': [_point(m, key) for m in history]} for name, key in SERIES],
-            }).classes('w-full h-64').mark('history-chart')
+            }).classes('w-full h-64'), 'history-chart')
 
     # --- updating (every tick, in place) ----------------------------------------------------
 
@@ -148,12 +149,16 @@ class SystemView:
             self.gpu_table.update()
 
     def _update_chart(self, metrics: SystemMetrics) -> None:
+        # The server-side options stay complete (a re-rendered page starts from them), but the
+        # browser only gets the new point: resending five minutes of history every 2 s would make
+        # each tick cost more the longer the window stays open.
         limit = self.services.sampler.history.maxlen or 150
-        for series, (_, key) in zip(self.chart.options['series'], SERIES):
+        points = [_point(metrics, key) for _, key in SERIES]
+        for series, point in zip(self.chart.options['series'], points):
             data = series['data']
-            data.append(_point(metrics, key))
+            data.append(point)
             del data[:-limit]
-        self.chart.update()
+        self.chart.run_chart_method(':setOption', _append_points_js(self.chart.id, points, limit))
 
 
 def system_page(services: Services) -> None:
@@ -162,6 +167,18 @@ def system_page(services: Services) -> None:
 
 def _point(metrics: SystemMetrics, key: str) -> list:
     return [int(metrics.timestamp * 1000), getattr(metrics, key)]
+
+
+def _append_points_js(chart_id: int, points: list[list], limit: int) -> str:
+    """A JavaScript expression: the chart's series with one new point each, trimmed to ``limit``.
+
+    A point the chart already has is not added again: a chart created just before the window's
+    socket connected is sent with the options as they are then, which may hold it already.
+    """
+    return (f'(() => {{ const chart = getElement({chart_id})?.chart; if (!chart) return {{}}; '
+            f'const points = {json.dumps(points)}; '
+            'return {series: chart.getOption().series.map((s, i) => { const last = s.data[s.data.length - 1]; '
+            f'return {{data: last && last[0] >= points[i][0] ? s.data : s.data.concat([points[i]]).slice(-{limit})}}; }})}}; }})()')
 
 
 def _gpu_caption(metrics: SystemMetrics) -> str:
