@@ -104,3 +104,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
     """The real app, started with ``jarvis --no-open`` in its own process."""
     with AppServer(tmp_path_factory.mktemp('server-data')) as app_server:
         yield app_server
+
+
+@pytest.fixture
+def browser() -> Iterator:
+    """A headless Chromium for one test (tests that use it are marked ``needs_chromium``)."""
+    from .helpers.browser import start_chromium  # pylint: disable=import-outside-toplevel
+
+    driver = start_chromium()
+    yield driver
+    driver.quit()

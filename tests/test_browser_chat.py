@@ -10,7 +10,7 @@ from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-from .helpers.browser import needs_chromium, start_chromium, wait_for
+from .helpers.browser import needs_chromium, wait_for
 from .helpers.fake_ollama import FakeModel, FakeOllama
 from .helpers.server import AppServer
 
@@ -36,13 +36,6 @@ def app(tmp_path: Path, ollama: FakeOllama) -> Iterator[AppServer]:
                               timeout=30)
         assert response.status_code == 200, response.text
         yield server
-
-
-@pytest.fixture
-def browser() -> Iterator:
-    driver = start_chromium()
-    yield driver
-    driver.quit()
 
 
 def bubble_texts(driver, role: str) -> list[str]:  # type: ignore[no-untyped-def]

@@ -2,24 +2,16 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
 from selenium.webdriver.common.by import By
 
-from .helpers.browser import needs_chromium, start_chromium, wait_for
+from .helpers.browser import needs_chromium, wait_for
 from .helpers.proxy import CuttableProxy
 from .helpers.server import AppServer
 
 pytestmark = [pytest.mark.browser, needs_chromium]
-
-
-@pytest.fixture
-def browser() -> Iterator:
-    driver = start_chromium()
-    yield driver
-    driver.quit()
 
 
 def texts(driver, role: str) -> list[str]:  # type: ignore[no-untyped-def]

@@ -3,23 +3,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import psutil
 import pytest
 from selenium.webdriver.common.by import By
 
-from .helpers.browser import needs_chromium, start_chromium, wait_for
+from .helpers.browser import needs_chromium, wait_for
 from .helpers.server import AppServer
 
 pytestmark = [pytest.mark.browser, needs_chromium]
-
-
-@pytest.fixture
-def browser() -> Iterator:
-    driver = start_chromium()
-    yield driver
-    driver.quit()
 
 
 def text_of(driver, testid: str) -> str:  # type: ignore[no-untyped-def]

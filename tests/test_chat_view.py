@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
 
 import pytest
 from nicegui import ui
@@ -13,6 +12,7 @@ from jarvis.ui import notifications
 
 from .conftest import Harness
 from .helpers.scripted_model import ScriptedModel
+from .helpers.waiting import eventually
 
 
 def bubbles(user: User, role: str | None = None) -> list:
@@ -33,18 +33,6 @@ def texts(user: User, role: str) -> list[str]:
         markdown = next(c for c in bubble.descendants() if 'bubble-text' in c._markers)  # pylint: disable=protected-access
         result.append(markdown.content)
     return result
-
-
-async def eventually(condition: Callable[[], object], timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        try:
-            if condition():
-                return
-        except AssertionError:  # user.find() raises while the element is not there yet
-            pass
-        await asyncio.sleep(0.02)
-    assert condition()
 
 
 async def send(user: User, text: str) -> None:

@@ -1,7 +1,6 @@
 """The Models and Plugins views with two simulated users: one window acts, the other follows."""
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,20 +11,15 @@ from jarvis.config import Settings
 from jarvis.models.default_model import DEFAULT_MODEL_FILE
 
 from .conftest import Harness, simulate
-
-GEMMA = Path(DEFAULT_MODEL_FILE).stem
+from .helpers.waiting import eventually as wait_until
 
 
 async def eventually(condition: Callable[[], object], timeout: float = 15.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        try:
-            if condition():
-                return
-        except AssertionError:  # user.find() raises while the element is not there yet
-            pass
-        await asyncio.sleep(0.02)
-    assert condition()
+    """The shared wait, with more time: these tests load real models."""
+    await wait_until(condition, timeout)
+
+
+GEMMA = Path(DEFAULT_MODEL_FILE).stem
 
 
 def one(user: User, marker: str):  # type: ignore[no-untyped-def]
