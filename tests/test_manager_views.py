@@ -70,12 +70,13 @@ async def test_a_load_in_one_window_updates_the_other(gemma_app: Harness) -> Non
     assert one(bob, 'active-model').text == 'No model is active.'
     click_in_row(alice, row, 'model-load')
     await eventually(lambda: in_row(bob, row, 'model-state').text == 'loaded')
-    assert one(bob, 'active-model').text == f'Active for chat: {GEMMA} (local)'
+    # the row's state and the model_loaded event are two events: wait for the second one too
+    await eventually(lambda: one(bob, 'active-model').text == f'Active for chat: {GEMMA} (local)')
     assert one(bob, 'header-model').text == f'Model: {GEMMA}'
     assert in_row(bob, row, 'model-unload').visible and not in_row(bob, row, 'model-load').visible
     click_in_row(bob, row, 'model-unload')
     await eventually(lambda: in_row(alice, row, 'model-state').text == 'available')
-    assert one(alice, 'header-model').text == 'No model loaded'
+    await eventually(lambda: one(alice, 'header-model').text == 'No model loaded')
 
 
 async def test_a_broken_file_shows_its_error(gemma_app: Harness) -> None:

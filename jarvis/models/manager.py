@@ -199,8 +199,9 @@ class ModelManager:
             self.hub.publish(ModelStatus(model=previous_info.name, source=previous_info.source, state='available'))
         if previous is not None and previous is not model:
             await self._release(previous, previous_info)
-        self._set_state(info.key, info.name, info.source, 'loaded')
         await self.store.set(ACTIVE_KEY, {'name': info.name, 'source': info.source})
+        # both events back to back: no window shows the row loaded while its header has no model
+        self._set_state(info.key, info.name, info.source, 'loaded')
         self.hub.publish(ModelLoaded(model=info.name, source=info.source, details=_details(info)))
         log.info('model %s (%s) loaded', info.name, info.source)
 
