@@ -131,11 +131,14 @@ class PluginManager:
     # --- the first word on a message --------------------------------------------------------
 
     def context(self, message: str = '', conversation_id: str = '', plugin: Plugin | None = None) -> PluginContext:
-        overrides = (self.store.get(SETTINGS_KEY) or {}).get(plugin.name, {}) if plugin is not None else {}
         return PluginContext(hub=self.hub, db=self.db, settings=self.settings,
                              language=guess_language(message) if message else 'en',
                              conversation_id=conversation_id,
-                             plugin_settings={**(plugin.settings if plugin else {}), **overrides})
+                             plugin_settings=self.settings_of(plugin) if plugin is not None else {})
+
+    def settings_of(self, plugin: Plugin) -> dict[str, Any]:
+        """A plugin's settings: its declared defaults with the user's changes over them."""
+        return {**plugin.settings, **(self.store.get(SETTINGS_KEY) or {}).get(plugin.name, {})}
 
     async def handle(self, message: str, conversation_id: str = '') -> PluginReply | None:
         """The first enabled plugin that matches and answers; None lets the model answer."""
