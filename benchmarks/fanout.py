@@ -13,7 +13,7 @@ example connects), and 1 and 3 NiceGUI windows (each its own headless Chromium) 
   minus the event's timestamp. That is publish -> hub -> window subscription -> NiceGUI -> socket.io ->
   Quasar -> DOM.
 * Highest sustained rate: the publish rate is stepped up (a few seconds per step) until a step fails;
-  a step passes when the hub skipped no event for any subscriber (``GET /api/hub/stats`` "dropped"),
+  a step passes when the hub skipped no event for any subscriber (``GET /api/hub/stats`` "skipped"),
   every client received every event within a drain period, and the publisher kept the rate (>= 95 %).
 """
 from __future__ import annotations
@@ -140,21 +140,21 @@ async def _ws_phase(base: str, server_pid: int, counts: list[int], *, latency_ra
                     for c in clients:
                         c.latencies.clear()
                     start_counts = [c.count for c in clients]
-                    dropped_before = (await _stats(http))['dropped']
+                    skipped_before = (await _stats(http))['skipped']
                     answer = (await http.post('/bench/publish', json={
                         'rate': latency_rate, 'seconds': latency_seconds, 'kind': 'chat'})).json()
                     expected = answer['published']
                     ok = await _drain_from(clients, start_counts, expected, timeout=10)
-                    dropped = (await _stats(http))['dropped'] - dropped_before
+                    skipped = (await _stats(http))['skipped'] - skipped_before
                     samples = [v for c in clients for v in c.latencies]
                     pooled.extend(samples)
-                    per_rep.append({**_ms(samples), 'complete': ok, 'dropped': dropped})
+                    per_rep.append({**_ms(samples), 'complete': ok, 'skipped': skipped})
                     await asyncio.sleep(0.5)
                 latency = {**_ms(pooled), 'rate': latency_rate, 'seconds_per_rep': latency_seconds,
                            'p99_ms_per_rep': summary(r['p99_ms'] for r in per_rep),
                            'p50_ms_per_rep': summary(r['p50_ms'] for r in per_rep),
                            'reps': per_rep,
-                           'dropped': sum(r['dropped'] for r in per_rep),
+                           'skipped': sum(r['skipped'] for r in per_rep),
                            'complete': all(r['complete'] for r in per_rep)}
                 log(f'fanout: {count} ws client(s) at {latency_rate:g} ev/s: p50 {latency["p50_ms"]:.2f} ms, '
                     f'p99 {latency["p99_ms"]:.2f} ms ({latency["samples"]} samples)')
@@ -165,29 +165,29 @@ async def _ws_phase(base: str, server_pid: int, counts: list[int], *, latency_ra
                     for c in clients:
                         c.latencies.clear()
                     start_counts = [c.count for c in clients]
-                    dropped_before = (await _stats(http))['dropped']
+                    skipped_before = (await _stats(http))['skipped']
                     cpu_before = (server.cpu_times(), me.cpu_times(), time.monotonic())
                     answer = (await http.post('/bench/publish', json={
                         'rate': rate, 'seconds': step_seconds, 'kind': 'chat'})).json()
                     expected = answer['published']
                     drained = await _drain_from(clients, start_counts, expected, timeout=max(5.0, step_seconds * 2))
                     cpu_after = (server.cpu_times(), me.cpu_times(), time.monotonic())
-                    dropped = (await _stats(http))['dropped'] - dropped_before
+                    skipped = (await _stats(http))['skipped'] - skipped_before
                     kept_rate = answer['rate'] >= 0.95 * rate
-                    passed = dropped == 0 and drained and kept_rate
-                    reasons = ([f'{dropped} dropped'] if dropped else []) + \
+                    passed = skipped == 0 and drained and kept_rate
+                    reasons = ([f'{skipped} skipped'] if skipped else []) + \
                         ([f'publisher reached only {answer["rate"]:.0f} ev/s'] if not kept_rate else []) + \
                         (['not all received in time'] if not drained else [])
                     samples = [v for c in clients for v in c.latencies]
                     elapsed = cpu_after[2] - cpu_before[2]
                     steps.append({'rate': rate, 'published': expected, 'achieved_rate': answer['rate'],
-                                  'publisher_lag_max_s': answer['lag_max_s'], 'dropped': dropped,
+                                  'publisher_lag_max_s': answer['lag_max_s'], 'skipped': skipped,
                                   'all_received': drained, 'passed': passed, 'failed_because': reasons,
                                   'server_core_percent': _busy(cpu_before[0], cpu_after[0], elapsed),
                                   'clients_core_percent': _busy(cpu_before[1], cpu_after[1], elapsed),
                                   **_ms(samples)})
                     log(f'fanout: {count} ws client(s) at {rate:g} ev/s: achieved {answer["rate"]:.0f} ev/s, '
-                        f'dropped {dropped}, all received {drained}, p99 {steps[-1]["p99_ms"]:.1f} ms, '
+                        f'skipped {skipped}, all received {drained}, p99 {steps[-1]["p99_ms"]:.1f} ms, '
                         f'CPU server {steps[-1]["server_core_percent"]:.0f} % / clients '
                         f'{steps[-1]["clients_core_percent"]:.0f} % of a core'
                         f' -> {"pass" if passed else "FAIL: " + ", ".join(reasons)}')

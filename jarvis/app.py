@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from nicegui import app, ui
 
-from . import api, server_tick
+from . import api, framework
 from .config import Settings
 from .resources import asset, assets_dir
 from .security import TokenMiddleware
@@ -50,10 +50,9 @@ def create_app(settings: Settings) -> tuple[Services, Callable[[], None]]:
 
 def run(settings: Settings, *, native: bool, show: bool, native_port: int | None = None) -> None:
     _, root = create_app(settings)
-    server_tick.install()
+    framework.calm_server_loop()
     if native and sys.platform.startswith('linux'):
-        app.native.start_args['gui'] = 'qt'  # the backend we ship on Linux; pywebview would try GTK first
-        app.native.window_args['min_size'] = (720, 560)
+        framework.use_qt_backend(min_size=(720, 560))
     ui.run(
         root,
         title=TITLE,

@@ -39,16 +39,16 @@ class Subscription:
         self.name = name or f'subscriber-{self.id}'
         self.maxsize = maxsize
         self.types = types
-        # every event offered to this subscriber ends up in exactly one of: delivered, dropped, pending
+        # every event offered to this subscriber ends up in exactly one of: delivered, skipped, pending
         self.delivered = 0
-        self.dropped = 0
+        self.skipped = 0
         self.errors = 0
         self._hub = hub
         self._viewer = viewer
         self._buffer: deque[Event] = deque()
         self._ready = asyncio.Event()
         self._overflowing = False
-        self._dropped_in_episode = 0
+        self._skipped_in_episode = 0
         self._closed = False
         self._task: asyncio.Task | None = None
         if callback is not None:
@@ -78,9 +78,9 @@ class Subscription:
         if self._closed or (self.types is not None and event.type not in self.types):
             return True
         if len(self._buffer) >= self.maxsize:
-            self.dropped += 1
-            self._dropped_in_episode += 1
-            self._hub.dropped_total += 1
+            self.skipped += 1
+            self._skipped_in_episode += 1
+            self._hub.skipped_total += 1
             if not self._overflowing:
                 self._overflowing = True
                 log.warning('hub: buffer of %s is full (%d events); skipping events until it drains',
@@ -100,9 +100,9 @@ class Subscription:
         event = self._buffer.popleft()
         self.delivered += 1
         if self._overflowing and not self._buffer:
-            log.warning('hub: %s caught up after skipping %d events', self.name, self._dropped_in_episode)
+            log.warning('hub: %s caught up after skipping %d events', self.name, self._skipped_in_episode)
             self._overflowing = False
-            self._dropped_in_episode = 0
+            self._skipped_in_episode = 0
         return event
 
     def __aiter__(self) -> AsyncIterator[Event]:
@@ -151,7 +151,7 @@ class Hub:
 
     def __init__(self, buffer_size: int = DEFAULT_BUFFER_SIZE) -> None:
         self.buffer_size = buffer_size
-        self.dropped_total = 0
+        self.skipped_total = 0
         self.published_total = 0
         self._subscriptions: dict[int, Subscription] = {}
         self._latest: dict[str, Event] = {}
@@ -169,7 +169,7 @@ class Hub:
             try:
                 self._loop.call_soon_threadsafe(self._fan_out, event)
             except RuntimeError:  # the loop is closed: the app is shutting down
-                log.debug('hub: dropped %s published after shutdown', event.type)
+                log.debug('hub: skipped %s published after shutdown', event.type)
         else:
             self._fan_out(event)
         return event
@@ -264,5 +264,5 @@ class Hub:
             'subscribers': self.subscriber_count,
             'viewers': self.viewer_count,
             'published': self.published_total,
-            'dropped': self.dropped_total,
+            'skipped': self.skipped_total,
         }

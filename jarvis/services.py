@@ -13,6 +13,7 @@ from .hub import Hub
 from .metrics import MetricsSampler
 from .models.manager import ModelManager
 from .plugins.manager import PluginManager
+from .preferences import Preferences
 from .storage import Database, SettingsStore
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,7 @@ class Services:
         self.hub = Hub(buffer_size=settings.buffer_size)
         self.db = Database(settings.db_path)
         self.store = SettingsStore(self.db)
+        self.preferences = Preferences(self.store)
         self.sampler = MetricsSampler(self.hub, interval=settings.metrics_interval)
         self.models = ModelManager(self.hub, settings, self.store)
         self.plugins = PluginManager(self.hub, self.db, settings, self.store)

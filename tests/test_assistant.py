@@ -156,7 +156,7 @@ async def test_history_survives_a_restart(settings: Settings) -> None:
     await again.start()
     try:
         assert again.assistant.active_conversation_id == second_conversation.id, 'the last one reopens'
-        conversations = await again.db.run(again.assistant.conversations.list)
+        conversations = await again.assistant.conversations()
         assert [c.title for c in conversations] == ['second conversation', 'first message']
         history = await again.assistant.history(conversations[1].id)
         assert [(m.role, m.text) for m in history] == [('user', 'first message'), ('assistant', 'one')]
@@ -176,27 +176,27 @@ async def test_conversations_new_rename_delete(services: Services) -> None:
     await assistant.delete(second.id)
     assert assistant.active_conversation_id == first
     await assistant.delete(first)  # deleting the last one starts a fresh one
-    remaining = await services.db.run(assistant.conversations.list)
+    remaining = await assistant.conversations()
     assert len(remaining) == 1 and assistant.active_conversation_id == remaining[0].id
 
 
 async def test_export_round_trips(services: Services) -> None:
     await use(services, ScriptedModel(['| a | b |\n|---|---|\n| 1 | 2 |']))
     await services.assistant.send('Eine Tabelle, bitte 📊')
-    store = services.assistant.conversations
-    conversation_id = services.assistant.active_conversation_id
-    exported = await services.db.run(store.export_json, conversation_id)
+    assistant = services.assistant
+    conversation_id = assistant.active_conversation_id
+    exported = await assistant.export(conversation_id, 'json')
     data = json.loads(exported)
     assert data['format'] == 'jarvis-conversation' and len(data['messages']) == 2
-    copy = await services.db.run(store.import_json, exported)
-    originals = await services.db.run(store.messages, conversation_id)
-    copies = await services.db.run(store.messages, copy.id)
+    copy = await assistant.import_conversation(exported)
+    originals = await assistant.history(conversation_id)
+    copies = await assistant.history(copy.id)
     assert [(m.role, m.text, m.status) for m in copies] == [(m.role, m.text, m.status) for m in originals]
     assert copy.title == data['title']
-    markdown = await services.db.run(store.export_markdown, conversation_id)
+    markdown = await assistant.export(conversation_id, 'md')
     assert '## You' in markdown and '## J.A.R.V.I.S.' in markdown and 'Eine Tabelle, bitte 📊' in markdown
     with pytest.raises(ValueError):
-        await services.db.run(store.import_json, '{"format": "something else"}')
+        await assistant.import_conversation('{"format": "something else"}')
 
 
 def test_context_window_keeps_the_newest_messages() -> None:
@@ -217,5 +217,5 @@ async def test_api_chat_and_history(services: Services, tmp_path: Path) -> None:
     # the same pipeline answers scripts: see test_chat_api for the HTTP layer
     await use(services, ScriptedModel(['42']))
     answer = await services.assistant.send('meaning of life?')
-    last = await services.db.run(services.assistant.conversations.last_messages, 2)
+    last = await services.assistant.recent_messages(2)
     assert [m.text for m in last] == ['meaning of life?', answer.text]

@@ -139,7 +139,7 @@ async def test_conversations_switch_rename_delete_in_sync(jarvis: Harness) -> No
     await bob.should_see(marker='delete-confirm')
     bob.find(marker='delete-confirm').click()
     await eventually(lambda: texts(alice, 'user') == ['first topic'])
-    conversations = await jarvis.services.db.run(jarvis.services.assistant.conversations.list)
+    conversations = await jarvis.services.assistant.conversations()
     assert [c.title for c in conversations] == ['first topic']
 
 

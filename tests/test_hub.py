@@ -35,7 +35,7 @@ async def test_fan_out_reaches_every_subscriber_in_order() -> None:
         hub.publish(metrics(float(value)))
     await settle(hub)
     assert all(r == [float(v) for v in range(50)] for r in received)
-    assert hub.published_total == 50 and hub.dropped_total == 0
+    assert hub.published_total == 50 and hub.skipped_total == 0
 
 
 async def test_stalled_subscriber_drops_its_own_events_only(caplog: pytest.LogCaptureFixture) -> None:
@@ -59,11 +59,11 @@ async def test_stalled_subscriber_drops_its_own_events_only(caplog: pytest.LogCa
     await settle_subscription(fast_sub)
 
     assert fast == [float(v) for v in range(1000)], 'the fast subscriber got every event'
-    assert fast_sub.dropped == 0
+    assert fast_sub.skipped == 0
     # the stalled one holds one event in its callback and 256 in its buffer; the rest is skipped and counted
     assert stalled_sub.pending == 256
-    assert stalled_sub.dropped == 1000 - 256 - 1
-    assert hub.dropped_total == stalled_sub.dropped
+    assert stalled_sub.skipped == 1000 - 256 - 1
+    assert hub.skipped_total == stalled_sub.skipped
     overflow_warnings = [r for r in caplog.records if 'is full' in r.getMessage()]
     assert len(overflow_warnings) == 1, 'one warning per overflow episode'
     assert publish_time < 5.0  # generous: publishing is a deque append per subscriber
@@ -90,7 +90,7 @@ async def test_second_overflow_episode_warns_again(caplog: pytest.LogCaptureFixt
         while subscription.pending:
             await subscription.get()
     assert len([r for r in caplog.records if 'is full' in r.getMessage()]) == 2
-    assert subscription.dropped == 12
+    assert subscription.skipped == 12
 
 
 async def test_raising_subscriber_is_isolated(caplog: pytest.LogCaptureFixture) -> None:

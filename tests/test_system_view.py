@@ -191,10 +191,10 @@ async def test_theme_defaults_to_dark_and_persists(jarvis: Harness, user: User) 
     assert dark.value is True
     user.find(marker='theme-toggle').click()
     for _ in range(50):
-        if jarvis.services.store.get('ui.dark_mode') is False:
+        if jarvis.services.preferences.dark_mode is False:
             break
         await asyncio.sleep(0.02)
-    assert jarvis.services.store.get('ui.dark_mode') is False
+    assert jarvis.services.preferences.dark_mode is False
     other = jarvis.new_user()
     await other.open('/')
     assert other.find(kind=ui.dark_mode).elements.pop().value is False

@@ -1,47 +1,39 @@
 """HTTP routes and the events WebSocket, registered on NiceGUI's FastAPI app.
 
-Every error is JSON ``{"error": "..."}`` with a sentence a person can act on.
+Each handler only translates HTTP: it takes a validated request, makes one call to a domain
+part's interface, maps that part's typed errors to a status, and returns plain data. Every error
+is JSON ``{"error": "..."}`` with a sentence a person can act on. The schema of these routes is
+published at ``/api/openapi.json``.
 """
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
-from .. import events
+from .. import __version__, events
 from ..assistant.assistant import ChatInputError
+from ..assistant.conversations import ConversationNotFound
 from ..models.base import ModelError
 from ..plugins.manager import PluginError
 from ..services import Services
+from .schemas import ChatRequest, ConversationId, LoadModelRequest, PluginSettingsRequest, TogglePluginRequest
 
 log = logging.getLogger(__name__)
 
 # A script connecting to /api/events starts from the current state, like a window.
 REPLAYED_TYPES = (events.SYSTEM_METRICS, events.MODEL_LOADED)
-MAX_BODY_BYTES = 2 * 2**20
+OPENAPI_PATH = '/api/openapi.json'
 
 
 def error(status: int, message: str) -> JSONResponse:
     return JSONResponse({'error': message}, status_code=status)
-
-
-async def json_body(request: Request, example: str) -> dict[str, Any] | JSONResponse:
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        return error(413, f'The request body is too large (limit {MAX_BODY_BYTES // 2**20} MiB).')
-    try:
-        body = json.loads(raw or b'null')
-    except (ValueError, UnicodeDecodeError):
-        return error(400, f'The body must be JSON like {example}.')
-    if not isinstance(body, dict):
-        return error(400, f'The body must be a JSON object like {example}.')
-    return body
 
 
 def register(app: FastAPI, services: Services) -> None:
@@ -50,32 +42,43 @@ def register(app: FastAPI, services: Services) -> None:
     _add_routes(router, services)
     app.include_router(router)
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    schema = get_openapi(title='J.A.R.V.I.S. Desktop API', version=__version__, routes=router.routes,
+                         description='The hub and the domain for scripts. Every error is {"error": "..."}.')
+
+    @app.get(OPENAPI_PATH, include_in_schema=False)
+    async def openapi() -> dict[str, Any]:
+        return schema
 
 
 async def _validation_error(request: Request, problem: RequestValidationError) -> JSONResponse:
-    """Bad query parameters as one readable sentence, in the API's error format."""
+    """Bad parameters or bodies as one readable sentence, in the API's error format."""
     if not request.url.path.startswith('/api/'):
         return await request_validation_exception_handler(request, problem)
     parts = []
     for item in problem.errors():
         where = '.'.join(str(part) for part in item.get('loc', ()) if part not in ('query', 'body', 'path'))
-        parts.append(f'{where}: {item.get("msg", "invalid")}' if where else str(item.get('msg', 'invalid')))
+        message = str(item.get('msg', 'invalid'))
+        if item.get('type') == 'json_invalid':
+            where, message = '', 'The body must be JSON, like {"message": "What time is it?"}'
+        parts.append(f'{where}: {message}' if where else message)
     return error(422, '; '.join(parts) or 'The request is not valid.')
 
 
 def _add_routes(app: APIRouter, services: Services) -> None:
+    assistant, models, plugins, hub, sampler = (services.assistant, services.models, services.plugins,
+                                                 services.hub, services.sampler)
+
     # --- system and hub ---------------------------------------------------------------------
 
     @app.get('/api/system/status', tags=['system'])
     async def system_status() -> dict:
         """The latest ``system_metrics`` (sampled now if the last sample is stale)."""
-        metrics = await services.sampler.current()
-        return metrics.to_dict()
+        return (await sampler.current()).to_dict()
 
     @app.get('/api/hub/stats', tags=['system'])
     async def hub_stats() -> dict:
         """Subscribers, connected viewers, events published and events skipped on full buffers."""
-        return services.hub.stats()
+        return hub.stats()
 
     @app.websocket('/api/events')
     async def event_stream(websocket: WebSocket) -> None:
@@ -87,7 +90,7 @@ def _add_routes(app: APIRouter, services: Services) -> None:
         types_param = websocket.query_params.get('types')
         types = {t.strip() for t in types_param.split(',') if t.strip()} if types_param else None
         client = f'{websocket.client.host}:{websocket.client.port}' if websocket.client else '?'
-        subscription = services.hub.subscribe(
+        subscription = hub.subscribe(
             name=f'api client {client}', types=types, viewer=True,
             replay=[t for t in REPLAYED_TYPES if types is None or t in types])
 
@@ -119,98 +122,81 @@ def _add_routes(app: APIRouter, services: Services) -> None:
     # --- chat (the seed's ProcessCommand and GetConversationHistory) ------------------------
 
     @app.post('/api/chat', tags=['chat'])
-    async def chat(request: Request) -> Any:
-        """Answer ``{"message": ...}`` through the same pipeline as the windows (it shows in all of them)."""
-        body = await json_body(request, '{"message": "What time is it?"}')
-        if isinstance(body, JSONResponse):
-            return body
-        conversation_id = body.get('conversation_id')
-        if conversation_id is not None and not isinstance(conversation_id, str):
-            return error(422, 'conversation_id must be a string.')
+    async def chat(request: ChatRequest) -> Any:
+        """Answer a message through the same pipeline as the windows (it shows in all of them)."""
         try:
-            answer = await services.assistant.send(body.get('message'), conversation_id)
+            answer = await assistant.send(request.message, request.conversation_id)
         except ChatInputError as problem:
             return error(422, str(problem))
+        except ConversationNotFound as problem:
+            return error(404, str(problem))
         return answer.to_dict()
 
     @app.post('/api/chat/stop', tags=['chat'])
     async def chat_stop() -> dict:
         """Stop every answer that is being generated; the partial text is kept."""
-        return {'stopped': services.assistant.stop_generation()}
+        return {'stopped': assistant.stop_generation()}
 
     @app.get('/api/chat/history', tags=['chat'])
     async def chat_history(limit: int = Query(50, ge=1, le=1000),
-                           conversation_id: str | None = Query(None, max_length=64)) -> Any:
+                           conversation_id: ConversationId | None = Query(None)) -> Any:
         """The last ``limit`` messages, oldest first (of one conversation, or of all)."""
-        messages = await services.db.run(services.assistant.conversations.last_messages, limit, conversation_id)
+        try:
+            messages = await assistant.recent_messages(limit, conversation_id)
+        except ConversationNotFound as problem:
+            return error(404, str(problem))
         return [m.to_dict() for m in messages]
 
     @app.get('/api/chat/conversations', tags=['chat'])
     async def conversations() -> Any:
-        items = await services.db.run(services.assistant.conversations.list)
-        return [{'id': c.id, 'title': c.title, 'created_at': c.created_at, 'updated_at': c.updated_at,
-                 'messages': c.message_count, 'active': c.id == services.assistant.active_conversation_id}
-                for c in items]
+        """Conversations, newest first; ``active`` marks the one the windows show."""
+        active = assistant.active_conversation_id
+        return [{**c.to_dict(), 'active': c.id == active} for c in await assistant.conversations()]
 
     # --- models (the seed's ListModels and LoadModel) ---------------------------------------
 
     @app.get('/api/models', tags=['models'])
     async def list_models() -> Any:
-        models = await services.models.list_models()
-        active = services.models.active_info
-        return {'models': [_model_dict(m) for m in models],
+        models_list = await models.list_models()
+        active = models.active_info
+        return {'models': [_model_dict(m) for m in models_list],
                 'active': _model_dict(active) if active else None,
-                'ollama': services.models.ollama_status or 'ok'}
+                'ollama': models.ollama_status or 'ok'}
 
     @app.post('/api/models/load', tags=['models'])
-    async def load_model(request: Request) -> Any:
-        body = await json_body(request, '{"model": "gemma-3-270m-q4_k_m", "source": "local"}')
-        if isinstance(body, JSONResponse):
-            return body
-        name, source = body.get('model'), body.get('source') or _guess_source(body.get('model'))
-        if not isinstance(name, str) or not isinstance(source, str):
-            return error(422, 'model (and source, "local" or "ollama") must be strings.')
+    async def load_model(request: LoadModelRequest) -> Any:
         try:
-            info = await services.models.load(name, source)
+            info = await models.load(request.model, request.source or _guess_source(request.model))
         except ModelError as problem:
             return error(422, str(problem))
         return {'loaded': _model_dict(info)}
 
     @app.post('/api/models/unload', tags=['models'])
     async def unload_model() -> dict:
-        await services.models.unload()
+        await models.unload()
         return {'loaded': None}
 
     # --- plugins ----------------------------------------------------------------------------
 
     @app.get('/api/plugins', tags=['plugins'])
     async def list_plugins() -> Any:
-        return [entry.to_dict() for entry in services.plugins.list()]
+        return [entry.to_dict() for entry in plugins.list()]
 
     @app.post('/api/plugins/toggle', tags=['plugins'])
-    async def toggle_plugin(request: Request) -> Any:
-        body = await json_body(request, '{"plugin": "Wikipedia", "enabled": true}')
-        if isinstance(body, JSONResponse):
-            return body
-        name, enabled = body.get('plugin'), body.get('enabled')
-        if not isinstance(enabled, bool):
-            return error(422, 'enabled must be true or false.')
+    async def toggle_plugin(request: TogglePluginRequest) -> Any:
         try:
-            entry = await services.plugins.toggle(name, enabled)  # type: ignore[arg-type]
+            entry = await plugins.toggle(request.plugin, request.enabled)
         except PluginError as problem:
             return error(404 if 'no plugin called' in str(problem) else 422, str(problem))
         return entry.to_dict()
 
     @app.post('/api/plugins/settings', tags=['plugins'])
-    async def configure_plugin(request: Request) -> Any:
-        body = await json_body(request, '{"plugin": "Wikipedia", "settings": {"sentences": 2}}')
-        if isinstance(body, JSONResponse):
-            return body
+    async def configure_plugin(request: PluginSettingsRequest) -> Any:
         try:
-            values = await services.plugins.configure(body.get('plugin'), body.get('settings'))  # type: ignore[arg-type]
+            values = await plugins.configure(request.plugin, request.settings)
         except PluginError as problem:
             return error(404 if 'no plugin called' in str(problem) else 422, str(problem))
-        return {'plugin': body.get('plugin'), 'settings': values}
+        return {'plugin': request.plugin, 'settings': values}
 
 
 def _model_dict(info: Any) -> dict:

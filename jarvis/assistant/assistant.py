@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import threading
 import time
 import uuid
@@ -21,7 +20,8 @@ from ..hub import Hub
 from ..models.base import ChatModel, ChatTurn, GenerationOptions
 from ..plugins.manager import PluginManager
 from ..storage import Database, SettingsStore
-from .conversations import DEFAULT_TITLE, Conversation, ConversationStore, title_from
+from ..text import mark_lone_surrogates
+from .conversations import DEFAULT_TITLE, Conversation, ConversationNotFound, ConversationStore, title_from
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,6 @@ SYSTEM_PROMPT = (
     'You are J.A.R.V.I.S., a helpful, friendly and concise assistant that runs locally on the '
     "user's computer. Answer in the language of the question."
 )
-_LONE_SURROGATE = re.compile('[\ud800-\udfff]')
 COALESCE_S = 0.1  # stream updates go out at most this often, so a fast model cannot flood the windows
 ACTIVE_KEY = 'chat.active_conversation'
 NO_MODEL = ('No model is loaded, so I can only answer through plugins right now. '
@@ -52,24 +51,23 @@ class Assistant:
     def __init__(self, hub: Hub, db: Database, store: SettingsStore, settings: Settings,
                  models: ModelSource, plugins: PluginManager) -> None:
         self.hub = hub
-        self.db = db
         self.store = store
         self.settings = settings
         self.models = models
         self.plugins = plugins
-        self.conversations = ConversationStore(db)
+        self._store = ConversationStore(db)
         self.active_conversation_id: str | None = None
-        self.streaming: dict[str, ChatMessage] = {}  # message id -> the answer so far
+        self._streaming: dict[str, ChatMessage] = {}  # message id -> the answer so far
         self._cancel: dict[str, threading.Event] = {}
         self._generation_lock = asyncio.Lock()
 
     async def start(self) -> None:
         """Reopen the last conversation (or start the first one)."""
         last = self.store.get(ACTIVE_KEY)
-        conversation = await self.db.run(self.conversations.get, last) if last else None
+        conversation = await self._store.get(last) if isinstance(last, str) else None
         if conversation is None:
-            existing = await self.db.run(self.conversations.list)
-            conversation = existing[0] if existing else await self.db.run(self.conversations.create)
+            existing = await self._store.list()
+            conversation = existing[0] if existing else await self._store.create()
         self.active_conversation_id = conversation.id
         await self.store.set(ACTIVE_KEY, conversation.id)
 
@@ -79,34 +77,56 @@ class Assistant:
 
     # --- conversations ----------------------------------------------------------------------
 
+    async def conversations(self) -> list[Conversation]:
+        """Every conversation, newest first."""
+        return await self._store.list()
+
+    async def conversation(self, conversation_id: str) -> Conversation:
+        """One conversation; ConversationNotFound when there is none with that id."""
+        return await self._store.require(conversation_id)
+
+    async def recent_messages(self, limit: int, conversation_id: str | None = None) -> list[ChatMessage]:
+        """The last ``limit`` stored messages (of one conversation, or of all), oldest first."""
+        if conversation_id is not None:
+            await self._store.require(conversation_id)
+        return await self._store.last_messages(limit, conversation_id)
+
+    async def export(self, conversation_id: str, kind: str) -> str:
+        """A conversation as Markdown (``md``) or as JSON (``json``, which ``import_conversation`` reads)."""
+        return await self._store.export(conversation_id, kind)
+
+    async def import_conversation(self, exported: str) -> Conversation:
+        conversation = await self._store.import_json(exported)
+        self.hub.publish(ConversationsChanged(conversation_id=conversation.id, action='created'))
+        return conversation
+
     async def select(self, conversation_id: str) -> Conversation:
-        conversation = await self.db.run(self.conversations.get, conversation_id)
-        if conversation is None:
-            raise KeyError(conversation_id)
+        conversation = await self._store.require(conversation_id)
         self.active_conversation_id = conversation.id
         await self.store.set(ACTIVE_KEY, conversation.id)
         self.hub.publish(ConversationsChanged(conversation_id=conversation.id, action='selected'))
         return conversation
 
     async def new_conversation(self) -> Conversation:
-        conversation = await self.db.run(self.conversations.create)
+        conversation = await self._store.create()
         self.hub.publish(ConversationsChanged(conversation_id=conversation.id, action='created'))
         await self.select(conversation.id)
         return conversation
 
     async def rename(self, conversation_id: str, title: str) -> Conversation:
-        conversation = await self.db.run(self.conversations.rename, conversation_id, title)
+        conversation = await self._store.rename(conversation_id, title)
         self.hub.publish(ConversationsChanged(conversation_id=conversation_id, action='renamed'))
         return conversation
 
     async def delete(self, conversation_id: str) -> None:
-        for message_id, message in list(self.streaming.items()):
+        for message_id, message in list(self._streaming.items()):
             if message.conversation_id == conversation_id:
                 self.stop_generation(message_id)
-        await self.db.run(self.conversations.delete, conversation_id)
+        if not await self._store.delete(conversation_id):
+            raise ConversationNotFound(f'There is no conversation with the id "{conversation_id[:64]}".')
         self.hub.publish(ConversationsChanged(conversation_id=conversation_id, action='deleted'))
         if self.active_conversation_id == conversation_id:
-            remaining = await self.db.run(self.conversations.list)
+            remaining = await self._store.list()
             if remaining:
                 await self.select(remaining[0].id)
             else:
@@ -117,12 +137,16 @@ class Assistant:
         conversation_id = conversation_id or self.active_conversation_id
         if not conversation_id:
             return []
-        stored = await self.db.run(self.conversations.messages, conversation_id)
+        stored = await self._store.messages(conversation_id)
         known = {m.id for m in stored}
-        live = [m for m in self.streaming.values() if m.conversation_id == conversation_id and m.id not in known]
+        live = [m for m in self._streaming.values() if m.conversation_id == conversation_id and m.id not in known]
         return stored + live
 
     # --- sending ----------------------------------------------------------------------------
+
+    @property
+    def max_message_chars(self) -> int:
+        return self.settings.max_message_chars
 
     def validate(self, text: object) -> str:
         if not isinstance(text, str):
@@ -132,18 +156,22 @@ class Assistant:
         if len(text) > self.settings.max_message_chars:
             raise ChatInputError(f'The message is too long ({len(text):,} characters; the limit is '
                                  f'{self.settings.max_message_chars:,}). Nothing was sent.')
-        # lone surrogates (from a broken paste or a script) cannot be stored as UTF-8: mark them, drop nothing
-        return _LONE_SURROGATE.sub('\ufffd', text)
+        return mark_lone_surrogates(text)
 
     async def send(self, text: object, conversation_id: str | None = None) -> ChatMessage:
-        """Answer a message through plugins or the model; returns the final answer."""
+        """Answer a message through plugins or the model; returns the final answer.
+
+        ``conversation_id`` names the conversation (ConversationNotFound when there is none, also
+        when it is deleted while the answer is written); without it the active one is used.
+        """
         text = self.validate(text)
-        conversation_id = conversation_id or self.active_conversation_id
-        conversation = await self.db.run(self.conversations.get, conversation_id) if conversation_id else None
-        if conversation is None:
-            conversation = await self.new_conversation()
+        if conversation_id is not None:
+            conversation = await self._store.require(conversation_id)
+        else:
+            active = await self._store.get(self.active_conversation_id) if self.active_conversation_id else None
+            conversation = active or await self.new_conversation()
         user_message = ChatMessage(role='user', text=text, id=uuid.uuid4().hex, conversation_id=conversation.id)
-        await self.db.run(self.conversations.save_message, user_message)
+        await self._store.save_message(user_message)
         self.hub.publish(user_message)
         if conversation.title == DEFAULT_TITLE and conversation.message_count == 0:
             await self.rename(conversation.id, title_from(text))
@@ -152,7 +180,7 @@ class Assistant:
 
         answer = ChatMessage(role='assistant', text='', id=uuid.uuid4().hex, conversation_id=conversation.id,
                              status='streaming')
-        self.streaming[answer.id] = answer
+        self._streaming[answer.id] = answer
         self.hub.publish(answer)  # every window shows the typing indicator at once
         try:
             final = await self._answer(answer, text)
@@ -160,10 +188,15 @@ class Assistant:
             log.exception('answering failed')
             final = replace(answer, text=f'Something went wrong: {error}', status='error', source='J.A.R.V.I.S.')
         finally:
-            self.streaming.pop(answer.id, None)
+            self._streaming.pop(answer.id, None)
             self._cancel.pop(answer.id, None)
-        await self.db.run(self.conversations.save_message, final)
-        self.hub.publish(final)
+        try:
+            await self._store.save_message(final)
+        except ConversationNotFound as gone:
+            raise ConversationNotFound('The conversation was deleted while J.A.R.V.I.S. was answering, so the '
+                                       'answer was not kept.') from gone
+        finally:
+            self.hub.publish(final)  # every window ends the typing indicator, whether or not it was kept
         return final
 
     async def _answer(self, answer: ChatMessage, text: str) -> ChatMessage:
@@ -181,7 +214,7 @@ class Assistant:
             return await self._stream(model, turns, answer, cancel)
 
     async def _prompt(self, model: ChatModel, conversation_id: str, answer_id: str) -> list[ChatTurn]:
-        messages = await self.db.run(self.conversations.messages, conversation_id)
+        messages = await self._store.messages(conversation_id)
         history = [m for m in messages if m.id != answer_id and m.status in ('done', 'stopped') and m.text]
         options = self.models.generation_options
         return await asyncio.to_thread(fit_to_context, model, SYSTEM_PROMPT, history, options.max_tokens)
@@ -210,7 +243,7 @@ class Assistant:
             if tokens != published and not worker.done():
                 published = tokens
                 update = replace(base, text=text)
-                self.streaming[answer.id] = update
+                self._streaming[answer.id] = update
                 self.hub.publish(update)
         await worker
         text, tokens = progress.snapshot()
@@ -223,10 +256,10 @@ class Assistant:
 
     def stop_generation(self, message_id: str | None = None) -> bool:
         """Stop one answer (or every answer) that is being generated; the partial text is kept."""
-        targets = [message_id] if message_id else list(self.streaming)
+        targets = [message_id] if message_id else list(self._streaming)
         stopped = False
         for target in targets:
-            if target in self.streaming:
+            if target in self._streaming:
                 self._cancel.setdefault(target, threading.Event()).set()
                 stopped = True
         return stopped

@@ -1,10 +1,12 @@
 """Conversations and their messages in SQLite; every message is written as it completes.
 
-All methods block (SQLite): the assistant and the views call them through ``Database.run``.
+The public methods are async: each runs its SQL in a worker thread (``Database.run``), so no
+caller ever blocks the event loop or touches the database itself.
 """
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 import uuid
 from dataclasses import dataclass
@@ -17,6 +19,10 @@ DEFAULT_TITLE = 'New conversation'
 MAX_TITLE_CHARS = 120
 
 
+class ConversationNotFound(LookupError):
+    """There is no conversation with that id (any more); the text says so."""
+
+
 @dataclass(frozen=True, slots=True)
 class Conversation:
     id: str
@@ -25,110 +31,158 @@ class Conversation:
     updated_at: float
     message_count: int = 0
 
+    def to_dict(self) -> dict[str, Any]:
+        return {'id': self.id, 'title': self.title, 'created_at': self.created_at, 'updated_at': self.updated_at,
+                'messages': self.message_count}
+
 
 class ConversationStore:
     def __init__(self, db: Database) -> None:
-        self.db = db
+        self._db = db
+
+    # --- the async interface ----------------------------------------------------------------
+
+    async def create(self, title: str = DEFAULT_TITLE) -> Conversation:
+        return await self._db.run(self._create, title)
+
+    async def get(self, conversation_id: str) -> Conversation | None:
+        return await self._db.run(self._get, conversation_id)
+
+    async def require(self, conversation_id: str) -> Conversation:
+        conversation = await self.get(conversation_id)
+        if conversation is None:
+            raise ConversationNotFound(f'There is no conversation with the id "{conversation_id[:64]}".')
+        return conversation
+
+    async def list(self) -> list[Conversation]:
+        return await self._db.run(self._list)
+
+    async def rename(self, conversation_id: str, title: str) -> Conversation:
+        return await self._db.run(self._rename, conversation_id, title)
+
+    async def delete(self, conversation_id: str) -> bool:
+        return await self._db.run(self._delete, conversation_id)
+
+    async def save_message(self, message: ChatMessage) -> None:
+        await self._db.run(self._save_message, message)
+
+    async def messages(self, conversation_id: str) -> list[ChatMessage]:
+        return await self._db.run(self._messages, conversation_id)
+
+    async def last_messages(self, limit: int, conversation_id: str | None = None) -> list[ChatMessage]:
+        return await self._db.run(self._last_messages, limit, conversation_id)
+
+    async def export(self, conversation_id: str, kind: str) -> str:
+        """The conversation as ``md`` (Markdown) or ``json`` (the format ``import_json`` reads)."""
+        return await self._db.run(self._export_markdown if kind == 'md' else self._export_json, conversation_id)
+
+    async def import_json(self, text: str) -> Conversation:
+        return await self._db.run(self._import_json, text)
 
     # --- conversations ----------------------------------------------------------------------
 
-    def create(self, title: str = DEFAULT_TITLE) -> Conversation:
+    def _create(self, title: str = DEFAULT_TITLE) -> Conversation:
         now = time.time()
         conversation = Conversation(id=uuid.uuid4().hex, title=clean_title(title), created_at=now, updated_at=now)
-        self.db.execute('INSERT INTO conversations(id, title, created_at, updated_at) VALUES(?, ?, ?, ?)',
+        self._db.execute('INSERT INTO conversations(id, title, created_at, updated_at) VALUES(?, ?, ?, ?)',
                         (conversation.id, conversation.title, now, now))
         return conversation
 
-    def get(self, conversation_id: str) -> Conversation | None:
-        row = self.db.query_one(
+    def _get(self, conversation_id: str) -> Conversation | None:
+        row = self._db.query_one(
             'SELECT c.*, (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id) AS message_count '
             'FROM conversations c WHERE c.id = ?', (conversation_id,))
         return _conversation(row) if row else None
 
-    def list(self) -> list[Conversation]:
+    def _list(self) -> list[Conversation]:
         """Newest first."""
-        rows = self.db.query(
+        rows = self._db.query(
             'SELECT c.*, (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id) AS message_count '
             'FROM conversations c ORDER BY c.updated_at DESC, c.created_at DESC')
         return [_conversation(row) for row in rows]
 
-    def rename(self, conversation_id: str, title: str) -> Conversation:
+    def _rename(self, conversation_id: str, title: str) -> Conversation:
         cleaned = clean_title(title)
         if not cleaned:
             raise ValueError('A conversation needs a name.')
-        cursor = self.db.execute('UPDATE conversations SET title = ? WHERE id = ?', (cleaned, conversation_id))
-        if cursor.rowcount == 0:
-            raise KeyError(conversation_id)
-        conversation = self.get(conversation_id)
-        assert conversation is not None
+        cursor = self._db.execute('UPDATE conversations SET title = ? WHERE id = ?', (cleaned, conversation_id))
+        conversation = self._get(conversation_id) if cursor.rowcount else None
+        if conversation is None:
+            raise ConversationNotFound(f'There is no conversation with the id "{conversation_id[:64]}".')
         return conversation
 
-    def delete(self, conversation_id: str) -> bool:
-        return self.db.execute('DELETE FROM conversations WHERE id = ?', (conversation_id,)).rowcount > 0
+    def _delete(self, conversation_id: str) -> bool:
+        return self._db.execute('DELETE FROM conversations WHERE id = ?', (conversation_id,)).rowcount > 0
 
     # --- messages ---------------------------------------------------------------------------
 
-    def save_message(self, message: ChatMessage) -> None:
+    def _save_message(self, message: ChatMessage) -> None:
         """Insert or replace a complete message and touch its conversation."""
-        self.db.execute(
-            'INSERT INTO messages(id, conversation_id, role, text, status, created_at, source, model, '
-            'first_token_s, tokens_per_s, tokens) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) '
-            'ON CONFLICT(id) DO UPDATE SET text = excluded.text, status = excluded.status, '
-            'source = excluded.source, model = excluded.model, first_token_s = excluded.first_token_s, '
-            'tokens_per_s = excluded.tokens_per_s, tokens = excluded.tokens',
-            (message.id, message.conversation_id, message.role, message.text, message.status, message.created_at,
-             message.source, message.model, message.first_token_s, message.tokens_per_s, message.tokens))
-        self.db.execute('UPDATE conversations SET updated_at = ? WHERE id = ?',
-                        (max(time.time(), message.created_at), message.conversation_id))
+        try:
+            self._db.execute(
+                'INSERT INTO messages(id, conversation_id, role, text, status, created_at, source, model, '
+                'first_token_s, tokens_per_s, tokens) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) '
+                'ON CONFLICT(id) DO UPDATE SET text = excluded.text, status = excluded.status, '
+                'source = excluded.source, model = excluded.model, first_token_s = excluded.first_token_s, '
+                'tokens_per_s = excluded.tokens_per_s, tokens = excluded.tokens',
+                (message.id, message.conversation_id, message.role, message.text, message.status, message.created_at,
+                 message.source, message.model, message.first_token_s, message.tokens_per_s, message.tokens))
+        except sqlite3.IntegrityError as error:  # the conversation was deleted meanwhile (foreign key)
+            raise ConversationNotFound(f'The conversation "{message.conversation_id[:64]}" no longer exists.') \
+                from error
+        self._db.execute('UPDATE conversations SET updated_at = ? WHERE id = ?',
+                         (max(time.time(), message.created_at), message.conversation_id))
 
-    def messages(self, conversation_id: str) -> list[ChatMessage]:
-        rows = self.db.query('SELECT * FROM messages WHERE conversation_id = ? ORDER BY created_at, rowid',
+    def _messages(self, conversation_id: str) -> list[ChatMessage]:
+        rows = self._db.query('SELECT * FROM messages WHERE conversation_id = ? ORDER BY created_at, rowid',
                              (conversation_id,))
         return [_message(row) for row in rows]
 
-    def last_messages(self, limit: int, conversation_id: str | None = None) -> list[ChatMessage]:
+    def _last_messages(self, limit: int, conversation_id: str | None = None) -> list[ChatMessage]:
         """The last ``limit`` messages (of one conversation, or of all), oldest first."""
         if conversation_id:
-            rows = self.db.query('SELECT * FROM messages WHERE conversation_id = ? '
+            rows = self._db.query('SELECT * FROM messages WHERE conversation_id = ? '
                                  'ORDER BY created_at DESC, rowid DESC LIMIT ?', (conversation_id, limit))
         else:
-            rows = self.db.query('SELECT * FROM messages ORDER BY created_at DESC, rowid DESC LIMIT ?', (limit,))
+            rows = self._db.query('SELECT * FROM messages ORDER BY created_at DESC, rowid DESC LIMIT ?', (limit,))
         return [_message(row) for row in reversed(rows)]
 
     # --- export -----------------------------------------------------------------------------
 
-    def export_json(self, conversation_id: str) -> str:
-        conversation = self.get(conversation_id)
+    def _require(self, conversation_id: str) -> Conversation:
+        conversation = self._get(conversation_id)
         if conversation is None:
-            raise KeyError(conversation_id)
+            raise ConversationNotFound(f'There is no conversation with the id "{conversation_id[:64]}".')
+        return conversation
+
+    def _export_json(self, conversation_id: str) -> str:
+        conversation = self._require(conversation_id)
         return json.dumps({
             'format': 'jarvis-conversation',
             'version': 1,
             'id': conversation.id,
             'title': conversation.title,
             'created_at': conversation.created_at,
-            'messages': [m.to_dict() for m in self.messages(conversation_id)],
+            'messages': [m.to_dict() for m in self._messages(conversation_id)],
         }, ensure_ascii=False, indent=2)
 
-    def import_json(self, text: str) -> Conversation:
+    def _import_json(self, text: str) -> Conversation:
         """Read back an export as a new conversation (the round trip of export_json)."""
         data = json.loads(text)
         if data.get('format') != 'jarvis-conversation':
             raise ValueError('This is not a J.A.R.V.I.S. conversation export.')
-        conversation = self.create(data.get('title') or DEFAULT_TITLE)
+        conversation = self._create(data.get('title') or DEFAULT_TITLE)
         for item in data.get('messages', []):
             fields = {k: item[k] for k in ChatMessage.__dataclass_fields__ if k in item}
             fields.update(id=uuid.uuid4().hex, conversation_id=conversation.id)
-            self.save_message(ChatMessage(**fields))
-        return self.get(conversation.id) or conversation
+            self._save_message(ChatMessage(**fields))
+        return self._get(conversation.id) or conversation
 
-    def export_markdown(self, conversation_id: str) -> str:
-        conversation = self.get(conversation_id)
-        if conversation is None:
-            raise KeyError(conversation_id)
+    def _export_markdown(self, conversation_id: str) -> str:
+        conversation = self._require(conversation_id)
         lines = [f'# {conversation.title}', '',
                  f'_Exported from J.A.R.V.I.S. on {time.strftime("%Y-%m-%d %H:%M")}_', '']
-        for message in self.messages(conversation_id):
+        for message in self._messages(conversation_id):
             who = 'You' if message.role == 'user' else 'J.A.R.V.I.S.'
             stamp = time.strftime('%Y-%m-%d %H:%M', time.localtime(message.created_at))
             note = {'stopped': ' (stopped)', 'error': ' (error)'}.get(message.status, '')

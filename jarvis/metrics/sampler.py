@@ -29,7 +29,7 @@ class MetricsSampler:
         self.interval = interval
         self.system = system or PsutilReader()
         self.gpus = gpus or NvmlGpuReader()
-        self.history: deque[SystemMetrics] = deque(maxlen=max(1, int(HISTORY_S / interval)))
+        self._history: deque[SystemMetrics] = deque(maxlen=max(1, int(HISTORY_S / interval)))
         self.samples_taken = 0
         self._task: asyncio.Task | None = None
         self._started = False
@@ -56,14 +56,27 @@ class MetricsSampler:
                 await asyncio.to_thread(self._start_readers)
             metrics = await asyncio.to_thread(self._read)
             self.samples_taken += 1
-            self.history.append(metrics)
+            self._history.append(metrics)
             self.hub.publish(metrics)
             return metrics
 
+    @property
+    def recent_limit(self) -> int:
+        """How many samples ``recent()`` keeps: the last five minutes."""
+        return self._history.maxlen or 1
+
+    def recent(self) -> list[SystemMetrics]:
+        """The samples of the last five minutes, oldest first."""
+        return list(self._history)
+
+    def is_fresh(self, metrics: SystemMetrics | None) -> bool:
+        """Whether a sample is recent enough to show as "now" (no more than one tick and a half old)."""
+        return metrics is not None and time.time() - metrics.timestamp <= self.interval * 1.5
+
     async def current(self) -> SystemMetrics:
         """The latest sample if it is fresh, else a new one (for scripts asking between ticks)."""
-        latest = self.history[-1] if self.history else None
-        if latest is not None and time.time() - latest.timestamp <= self.interval * 1.5:
+        latest = self._history[-1] if self._history else None
+        if latest is not None and self.is_fresh(latest):
             return latest
         return await self.sample_once()
 

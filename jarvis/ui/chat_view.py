@@ -5,17 +5,14 @@ conversation live, whichever window sent the message.
 """
 from __future__ import annotations
 
-import asyncio
 import time
-from pathlib import Path
-from typing import Any
 
-from nicegui import app, background_tasks, ui
+from nicegui import background_tasks, ui
 from nicegui import events as ui_events
 
-from .. import events
+from .. import events, framework
 from ..assistant.assistant import Assistant, ChatInputError
-from ..assistant.conversations import Conversation
+from ..assistant.conversations import Conversation, ConversationNotFound
 from ..events import ChatMessage, ConversationsChanged
 from ..services import Services
 from . import notifications
@@ -58,11 +55,10 @@ class Bubble:
 
 
 class ChatView:
-    def __init__(self, services: Services, live: LiveWindow) -> None:
-        self.services = services
-        self.assistant: Assistant = services.assistant
+    def __init__(self, assistant: Assistant, live: LiveWindow) -> None:
+        self.assistant = assistant
         self.live = live
-        self.conversation_id: str | None = services.assistant.active_conversation_id
+        self.conversation_id: str | None = assistant.active_conversation_id
         self.bubbles: dict[str, Bubble] = {}
         self._loading = False
         self._arrived: dict[str, ChatMessage] = {}  # events that came in while the history loaded
@@ -106,7 +102,7 @@ class ChatView:
                     mark(ui.menu_item('Delete…', on_click=self._confirm_delete), 'delete-conversation')
 
     def _build_composer(self) -> None:
-        limit = self.services.settings.max_message_chars
+        limit = self.assistant.max_message_chars
         with ui.row().classes('w-full items-end gap-2 no-wrap'):
             self.input = mark(ui.textarea(placeholder='Message J.A.R.V.I.S. (Enter sends, Shift+Enter: new line)')
                               .props(f'autogrow outlined dense autofocus maxlength={limit + 1} rows=1')
@@ -131,12 +127,14 @@ class ChatView:
         self._loading, self._arrived = True, {}
         try:
             history = await self.assistant.history(conversation_id)
-            conversation = await self.services.db.run(self.assistant.conversations.get, conversation_id)
+            conversation = await self.assistant.conversation(conversation_id)
+        except ConversationNotFound:  # deleted meanwhile: the deletion's own event switches the view
+            return
         finally:
             self._loading = False
         if self.root.is_deleted or conversation_id != self.conversation_id:
             return
-        self.title.set_text(conversation.title if conversation else '')
+        self.title.set_text(conversation.title)
         self.messages.clear()  # a different conversation: the one time the list is rebuilt
         self.bubbles.clear()
         latest = {m.id: m for m in history}
@@ -152,7 +150,7 @@ class ChatView:
             ui.timer(0.3, lambda: self.scroll.scroll_to(percent=1.0), once=True)
 
     async def _refresh_conversations(self) -> None:
-        conversations = await self.services.db.run(self.assistant.conversations.list)
+        conversations = await self.assistant.conversations()
         if self.root.is_deleted:
             return
         self.conversation_list.clear()
@@ -191,8 +189,11 @@ class ChatView:
         if change.action == 'selected' and change.conversation_id != self.conversation_id:
             await self._show(change.conversation_id)
         elif change.action == 'renamed' and change.conversation_id == self.conversation_id:
-            conversation = await self.services.db.run(self.assistant.conversations.get, change.conversation_id)
-            if conversation is not None:
+            try:
+                conversation = await self.assistant.conversation(change.conversation_id)
+            except ConversationNotFound:
+                pass  # deleted right after the rename: the deletion's event follows
+            else:
                 self.title.set_text(conversation.title)
         await self._refresh_conversations()
 
@@ -217,7 +218,13 @@ class ChatView:
         self.input.set_value('')
         self.input.run_method('focus')
         self.at_bottom = True
-        background_tasks.create(self.assistant.send(text, self.conversation_id), name='chat: answer')
+        background_tasks.create(self._answer(text, self.conversation_id), name='chat: answer')
+
+    async def _answer(self, text: str, conversation_id: str | None) -> None:
+        try:
+            await self.assistant.send(text, conversation_id)
+        except ConversationNotFound as error:  # deleted in another window while this one sent
+            notifications.notify(self.root.client, str(error), type='warning')
 
     def stop(self) -> None:
         for message_id, bubble in self.bubbles.items():
@@ -245,7 +252,7 @@ class ChatView:
         if title is not None:
             try:
                 await self.assistant.rename(self.conversation_id, title)
-            except ValueError as error:
+            except (ValueError, ConversationNotFound) as error:
                 notifications.notify(self.root.client, str(error), type='warning')
 
     async def _confirm_delete(self) -> None:
@@ -257,35 +264,24 @@ class ChatView:
                 ui.button('Cancel', on_click=lambda: dialog.submit(False)).props('flat')
                 mark(ui.button('Delete', color='negative', on_click=lambda: dialog.submit(True)), 'delete-confirm')
         if await dialog:
-            await self.assistant.delete(self.conversation_id)
+            try:
+                await self.assistant.delete(self.conversation_id)
+            except ConversationNotFound:
+                pass  # another window deleted it first: its event has switched this view already
 
     async def _export(self, kind: str) -> None:
         if self.conversation_id is None:
             return
-        store = self.assistant.conversations
-        content = await self.services.db.run(store.export_markdown if kind == 'md' else store.export_json,
-                                             self.conversation_id)
+        content = await self.assistant.export(self.conversation_id, kind)
         filename = f'{_slug(self.title.text)}.{kind}'
-        await save_file(content.encode('utf-8'), filename,
-                        'text/markdown' if kind == 'md' else 'application/json')
-
-
-async def save_file(data: bytes, filename: str, media_type: str) -> None:
-    """A download in a browser; a save dialog in the native window, which has no downloads."""
-    window: Any = app.native.main_window
-    if window is None:
-        ui.download.content(data, filename, media_type)
-        return
-    import webview  # pylint: disable=import-outside-toplevel
-    paths = await window.create_file_dialog(webview.FileDialog.SAVE, save_filename=filename)
-    if paths:
-        path = Path(paths if isinstance(paths, str) else paths[0])
-        await asyncio.to_thread(path.write_bytes, data)
-        ui.notify(f'Saved to {path}', type='positive')
+        saved = await framework.save_file(content.encode('utf-8'), filename,
+                                          'text/markdown' if kind == 'md' else 'application/json')
+        if saved is not None:
+            notifications.notify(self.root.client, f'Saved to {saved}', type='positive')
 
 
 def chat_page(services: Services) -> None:
-    ChatView(services, use_hub(services.hub))
+    ChatView(services.assistant, use_hub(services.hub))
 
 
 def _meta(message: ChatMessage) -> str:

@@ -9,14 +9,13 @@ from . import format as fmt
 class CoreBars(ui.element, component='core_bars.js'):
     def __init__(self) -> None:
         super().__init__()
-        self._props['cores'] = []
+        self.props['cores'] = []
 
     @property
     def values(self) -> list[float]:
-        return [value for value, _ in self._props['cores']]
+        return [value for value, _ in self.props['cores']]
 
     def show(self, per_core: list[float]) -> None:
         cores = [[round(value, 1), fmt.level_color(value)] for value in per_core]
-        if cores != self._props['cores']:
-            self._props['cores'] = cores
-            self.update()
+        if cores != self.props['cores']:
+            self.props['cores'] = cores  # props are observed: the change goes out by itself

@@ -11,6 +11,7 @@ export default {
     offlineText: { type: String, default: "Offline" },
     liveTitle: { type: String, default: "Connected to J.A.R.V.I.S." },
     offlineTitle: { type: String, default: "Connection lost, reconnecting..." },
+    handshakeFlag: { type: String, required: true },  // the name of NiceGUI's own flag, from jarvis/framework.py
   },
   data() {
     return { connected: false };
@@ -24,7 +25,7 @@ export default {
   },
   methods: {
     check() {
-      this.connected = Boolean(window.socket && window.socket.connected && window.did_handshake);
+      this.connected = Boolean(window.socket && window.socket.connected && window[this.handshakeFlag]);
     },
   },
 };

@@ -1,8 +1,9 @@
 """Markdown for text that users, plugins and models write: nothing in it ever runs.
 
-Three layers: markdown2 escapes raw HTML (so `<script>` shows as text), nh3 keeps only an
-allow-list of tags, attributes and URL schemes (no `javascript:`), and NiceGUI's client side
-passes the result through DOMPurify once more.
+Two layers on the server, so the browser only ever receives allow-listed HTML: markdown2 escapes
+raw HTML (so `<script>` shows as text), and nh3 (Rust's ammonia) keeps only an allow-list of tags,
+attributes and URL schemes (no `javascript:`, no images, no event handlers). The browser's own
+sanitiser is not used on top: it strips the ``target`` that makes links open outside the app.
 """
 from __future__ import annotations
 
@@ -20,17 +21,13 @@ URL_SCHEMES = {'http', 'https', 'mailto'}
 
 def render(text: str) -> str:
     html = markdown2.markdown(text, safe_mode='escape', extras=EXTRAS)
-    # links open outside the app (in the native window: the system browser), never inside it
+    # links open outside the app (a new tab; in the native window, pywebview hands them to the system browser)
     return nh3.clean(html, tags=TAGS, attributes=ATTRIBUTES, url_schemes=URL_SCHEMES,
                      link_rel='noopener noreferrer nofollow', set_tag_attribute_values={'a': {'target': '_blank'}})
 
 
-class SafeMarkdown(ui.markdown):
+class SafeMarkdown(ui.html):
+    """``content`` is the Markdown source; the element shows ``render(content)``."""
+
     def __init__(self, content: str = '') -> None:
         super().__init__(content, sanitize=render)
-        self._props['sanitize'] = True  # and DOMPurify in the browser, too
-
-    def _handle_content_change(self, content: str) -> None:
-        html = render(content)  # our own conversion: it escapes raw HTML instead of passing it on
-        if self._props.get('innerHTML') != html:
-            self._props['innerHTML'] = html

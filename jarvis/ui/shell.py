@@ -6,15 +6,14 @@ subscription); only the view's own elements are replaced.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from nicegui import background_tasks, context, ui
+from nicegui import background_tasks, ui
 
-from .. import events
+from .. import events, framework
 from ..events import ChatMessage, ModelLoaded, Notification
+from ..preferences import Preferences
 from ..services import Services
 from . import notifications
 from .live import LiveWindow, use_hub
@@ -22,8 +21,6 @@ from .live_indicator import LiveIndicator
 from .markers import mark
 
 log = logging.getLogger(__name__)
-
-THEME_KEY = 'ui.dark_mode'
 
 
 @dataclass(frozen=True)
@@ -42,9 +39,9 @@ def build_root(services: Services, views: list[View]) -> Callable[[], None]:
         await services.wait_ready()
         ui.page_title('J.A.R.V.I.S.')
         ui.colors(primary='#0ea5e9', secondary='#6366f1', accent='#22d3ee')
-        dark = ui.dark_mode(services.store.get(THEME_KEY, True))
+        dark = ui.dark_mode(services.preferences.dark_mode)
         live = use_hub(services.hub)
-        if live.metrics is None or time.time() - live.metrics.timestamp > services.sampler.interval * 1.5:
+        if not services.sampler.is_fresh(live.metrics):
             # the sampler idles while no window is open: take a fresh sample for this one right away
             background_tasks.create(services.sampler.current(), name='first sample')
         ui.on_exception(_notify_exception)  # an error in one handler is reported in this window only
@@ -60,26 +57,25 @@ def build_root(services: Services, views: list[View]) -> Callable[[], None]:
             ui.label().bind_text_from(live, 'model', backward=_model_caption) \
                 .classes('text-sm opacity-80').mark('header-model')
             mark(LiveIndicator('Connected', 'Offline'), 'connection-indicator')
-            theme_button = ui.button(on_click=lambda: _toggle_theme(services, dark, theme_button)) \
+            theme_button = ui.button(on_click=lambda: _toggle_theme(services.preferences, dark, theme_button)) \
                 .props('flat round dense color=white').mark('theme-toggle')
             _show_theme_icon(theme_button, dark.value)
 
-        router = context.client.sub_pages_router
-        router.on_path_changed(lambda path: _highlight(nav_items, path))
-        _highlight(nav_items, router.current_path)
+        framework.on_path_changed(lambda path: _highlight(nav_items, path))
+        _highlight(nav_items, framework.current_path())
         ui.sub_pages(routes).classes('w-full')
-        _window_notifications(live, router)
+        _window_notifications(live)
 
     return root
 
 
-def _window_notifications(live: LiveWindow, router: Any) -> None:
+def _window_notifications(live: LiveWindow) -> None:
     """Toasts every window shows, whichever view it is on."""
     client = live.client
 
     def answer_finished(message: ChatMessage) -> None:
         # the Chat view shows the answer itself; elsewhere a toast says it is there
-        if message.role != 'assistant' or message.status == 'streaming' or _on_chat(router.current_path):
+        if message.role != 'assistant' or message.status == 'streaming' or _on_chat(framework.current_path()):
             return
         preview = ' '.join(message.text.split())[:80]
         notifications.notify(client, f'J.A.R.V.I.S. answered: {preview}', type='info', group='chat-answer')
@@ -135,10 +131,10 @@ def _model_caption(model: object) -> str:
     return f'Model: {name}' if name else 'No model loaded'
 
 
-async def _toggle_theme(services: Services, dark: ui.dark_mode, button: ui.button) -> None:
+async def _toggle_theme(preferences: Preferences, dark: ui.dark_mode, button: ui.button) -> None:
     dark.set_value(not dark.value)
     _show_theme_icon(button, dark.value)
-    await services.store.set(THEME_KEY, dark.value)
+    await preferences.set_dark_mode(bool(dark.value))
 
 
 def _show_theme_icon(button: ui.button, is_dark: bool | None) -> None:

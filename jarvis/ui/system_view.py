@@ -11,6 +11,7 @@ from nicegui import ui
 
 from .. import events
 from ..events import GpuReading, SystemMetrics
+from ..metrics import MetricsSampler
 from ..services import Services
 from . import format as fmt
 from .core_bars import CoreBars
@@ -46,8 +47,8 @@ class MetricCard:
 
 
 class SystemView:
-    def __init__(self, services: Services, live: LiveWindow) -> None:
-        self.services = services
+    def __init__(self, sampler: MetricsSampler, live: LiveWindow) -> None:
+        self.sampler = sampler
         self._gpu_count = -1
         with ui.column().classes('w-full gap-4') as self.root:
             with ui.row().classes('w-full items-center'):
@@ -106,7 +107,7 @@ class SystemView:
             self.gpu_table.set_visibility(False)
 
     def _build_chart(self) -> None:
-        history = list(self.services.sampler.history)
+        history = self.sampler.recent()
         with ui.card().classes('w-full'):
             ui.label('Last 5 minutes').classes('text-base font-medium')
             self.chart = mark(ui.echart({
@@ -152,7 +153,7 @@ class SystemView:
         # The server-side options stay complete (a re-rendered page starts from them), but the
         # browser only gets the new point: resending five minutes of history every 2 s would make
         # each tick cost more the longer the window stays open.
-        limit = self.services.sampler.history.maxlen or 150
+        limit = self.sampler.recent_limit
         points = [_point(metrics, key) for _, key in SERIES]
         for series, point in zip(self.chart.options['series'], points):
             data = series['data']
@@ -162,7 +163,7 @@ class SystemView:
 
 
 def system_page(services: Services) -> None:
-    SystemView(services, use_hub(services.hub))
+    SystemView(services.sampler, use_hub(services.hub))
 
 
 def _point(metrics: SystemMetrics, key: str) -> list:

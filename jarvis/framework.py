@@ -1,0 +1,134 @@
+"""The one module that relies on NiceGUI's, pywebview's and uvicorn's private parts.
+
+Everything else uses their public APIs. Each shim names the version it was checked against;
+``problems()`` says what no longer holds, and ``tests/test_framework.py`` fails loudly on it,
+so an upgrade has this one file to review.
+
+Checked against NiceGUI 3.18.0, uvicorn 0.54.0 and pywebview 6.2.1.
+"""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Callable
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from nicegui import app, context
+
+log = logging.getLogger(__name__)
+
+# --- NiceGUI: the window's socket ---------------------------------------------------------------
+
+# nicegui.js sets this global once the server has accepted the window's socket.io handshake;
+# before that the socket may be open but the server does not know the window yet.
+HANDSHAKE_FLAG = 'did_handshake'
+
+
+# --- NiceGUI: the sub-pages router of the current window -----------------------------------------
+
+def current_path() -> str:
+    """The path the current window shows (``/chat``), as ``ui.sub_pages`` routes it."""
+    return context.client.sub_pages_router.current_path
+
+
+def on_path_changed(callback: Callable[[str], Any]) -> None:
+    """Call ``callback(path)`` whenever the current window moves to another sub page."""
+    context.client.sub_pages_router.on_path_changed(callback)
+
+
+# --- pywebview through NiceGUI: the native window -----------------------------------------------
+
+def use_qt_backend(min_size: tuple[int, int]) -> None:
+    """Make pywebview use Qt (what we ship on Linux; it would try GTK first)."""
+    app.native.start_args['gui'] = 'qt'
+    app.native.window_args['min_size'] = min_size
+
+
+async def save_file(data: bytes, filename: str, media_type: str) -> Path | None:
+    """A download in a browser; a save dialog in the native window, which has no downloads.
+
+    Returns the path written in the native window, None in a browser or when the dialog was cancelled.
+    """
+    from nicegui import ui  # pylint: disable=import-outside-toplevel
+
+    window: Any = app.native.main_window
+    if window is None:
+        ui.download.content(data, filename, media_type)
+        return None
+    import webview  # pylint: disable=import-outside-toplevel
+    paths = await window.create_file_dialog(webview.FileDialog.SAVE, save_filename=filename)
+    if not paths:
+        return None
+    path = Path(paths if isinstance(paths, str) else paths[0])
+    await asyncio.to_thread(path.write_bytes, data)
+    return path
+
+
+# --- uvicorn: a calmer server heartbeat ---------------------------------------------------------
+# uvicorn's server loop wakes ten times a second to see whether it should stop. On an idle app that
+# polling is most of the CPU it uses (measured: about 0.09 CPU-seconds per minute of the app's
+# 0.25). Waking twice a second keeps everything uvicorn does on a tick (the Date header once per
+# second, the exit check) and only delays shutdown by up to half a second.
+
+SERVER_TICK_S = 0.5
+_UVICORN_TICK_S = 0.1  # what uvicorn's on_tick() counts in
+
+
+async def _calm_main_loop(self: uvicorn.Server) -> None:
+    step = round(SERVER_TICK_S / _UVICORN_TICK_S)  # on_tick() refreshes the Date header when counter % 10 == 0
+    counter = 0
+    should_exit = await self.on_tick(counter)
+    while not should_exit:
+        counter = (counter + step) % 864000
+        await asyncio.sleep(SERVER_TICK_S)
+        should_exit = await self.on_tick(counter)
+
+
+def calm_server_loop() -> None:
+    """Use the calmer loop for every uvicorn server in this process (NiceGUI's included)."""
+    if not callable(getattr(uvicorn.Server, 'on_tick', None)):
+        log.warning('uvicorn has no on_tick(); keeping its own server loop')
+        return
+    uvicorn.Server.main_loop = _calm_main_loop  # type: ignore[method-assign]
+
+
+# --- the guard ----------------------------------------------------------------------------------
+
+def problems() -> list[str]:
+    """What this module relies on and no longer finds (empty when all holds)."""
+    found: list[str] = []
+    from nicegui.client import Client  # pylint: disable=import-outside-toplevel
+    from nicegui.sub_pages_router import SubPagesRouter  # pylint: disable=import-outside-toplevel
+
+    if 'sub_pages_router' not in inspect.getsource(Client.__init__):
+        found.append('nicegui.Client no longer sets sub_pages_router')
+    if 'self.current_path =' not in inspect.getsource(SubPagesRouter):
+        found.append('nicegui SubPagesRouter no longer keeps current_path')
+    if not callable(getattr(SubPagesRouter, 'on_path_changed', None)):
+        found.append('nicegui SubPagesRouter has no on_path_changed()')
+    nicegui_js = files('nicegui').joinpath('static', 'nicegui.js').read_text(encoding='utf-8')
+    if f'window.{HANDSHAKE_FLAG} = true' not in nicegui_js.replace('  ', ' '):
+        found.append(f'nicegui.js no longer sets window.{HANDSHAKE_FLAG}')
+    if not hasattr(app.native, 'start_args') or not hasattr(app.native, 'window_args'):
+        found.append('app.native has no start_args / window_args')
+    if not hasattr(app.native, 'main_window'):
+        found.append('app.native has no main_window')
+    on_tick = getattr(uvicorn.Server, 'on_tick', None)
+    if not callable(on_tick) or list(inspect.signature(on_tick).parameters) != ['self', 'counter']:
+        found.append('uvicorn.Server.on_tick(counter) changed')
+    if not inspect.iscoroutinefunction(getattr(uvicorn.Server, 'main_loop', None)):
+        found.append('uvicorn.Server.main_loop is not a coroutine function')
+    if 'self.main_loop()' not in inspect.getsource(uvicorn.Server._serve):  # pylint: disable=protected-access
+        found.append('uvicorn.Server._serve no longer calls self.main_loop()')
+    try:
+        import webview  # pylint: disable=import-outside-toplevel
+    except ImportError:
+        pass  # no native window in this installation: nothing of pywebview's is used
+    else:
+        if not hasattr(getattr(webview, 'FileDialog', None), 'SAVE'):
+            found.append('pywebview has no FileDialog.SAVE')
+    return found
