@@ -91,3 +91,21 @@ def test_enter_sends_and_shift_enter_makes_a_new_line(app: AppServer, browser) -
     wait_for(lambda: bubble_texts(browser, 'user') == ['first line\nsecond line'], message='not sent')
     wait_for(lambda: box.get_attribute('value') == '', message='the input did not clear')
     assert browser.switch_to.active_element == box, 'the input keeps the focus'
+
+
+def test_links_in_messages_open_outside_the_app(app: AppServer, browser) -> None:  # type: ignore[no-untyped-def]
+    """A link in a message opens in a new tab (the native window hands it to the system browser);
+    the app's own tab stays where it was."""
+    browser.get(app.url + '/chat')
+    box = wait_for(lambda: browser.find_element(By.CSS_SELECTOR, 'textarea[data-testid="chat-input"]'))
+    wait_for(lambda: browser.execute_script('return window.socket && window.socket.connected'))
+    box.send_keys(f'see [the icon]({app.url}/assets/icon.png)')
+    box.send_keys(Keys.ENTER)
+    link = wait_for(lambda: browser.find_element(By.CSS_SELECTOR, '[data-testid="bubble-user"] .jarvis-bubble-text a'))
+    assert link.get_attribute('target') == '_blank'
+    assert 'noopener' in (link.get_attribute('rel') or '')
+    app_tab = browser.current_window_handle
+    link.click()
+    wait_for(lambda: len(browser.window_handles) == 2, message='the link did not open a new tab')
+    assert browser.current_window_handle == app_tab
+    assert browser.current_url == app.url + '/chat', 'the app tab did not navigate away'
