@@ -22,12 +22,13 @@ from jarvis.config import Settings
 from jarvis.models.default_model import ensure_default_model
 from jarvis.services import Services
 
-from .helpers.server import AppServer
+from .helpers.server import OFFLINE, AppServer
 
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / 'data', load_default_model=False, metrics_interval=0.2)
+    return Settings(data_dir=tmp_path / 'data', load_default_model=False, metrics_interval=0.2,
+                    wikipedia_url=OFFLINE, ollama_host=OFFLINE)
 
 
 @dataclass

@@ -12,6 +12,11 @@ from types import TracebackType
 
 import httpx
 
+# Tests never reach the internet: unless a test points them at a local stand-in, the web services the
+# app may call (Wikipedia, Ollama) are a closed local port, which refuses at once.
+OFFLINE = 'http://127.0.0.1:9'
+OFFLINE_ENV = {'JARVIS_WIKIPEDIA_URL': OFFLINE, 'OLLAMA_HOST': OFFLINE}
+
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -39,7 +44,7 @@ class AppServer:
                 '--data-dir', str(self.data_dir), *self.args]
 
     def start(self, *, wait: bool = True, timeout: float = 60.0) -> AppServer:
-        env = {**os.environ, 'PYTHONUNBUFFERED': '1', **self.env}
+        env = {**os.environ, 'PYTHONUNBUFFERED': '1', **OFFLINE_ENV, **self.env}
         env.pop('PYTEST_CURRENT_TEST', None)  # NiceGUI would take the app for its own test server
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, 'ab')  # noqa: SIM115  # closed in stop()
