@@ -1,6 +1,8 @@
 """How numbers read in the UI. ``None`` always reads "n/a": a missing reading is never a 0."""
 from __future__ import annotations
 
+import time
+
 NA = 'n/a'
 
 
@@ -48,3 +50,12 @@ def level_color(value: float | None) -> str:
     if value < 75:
         return 'warning'
     return 'negative'
+
+
+def fraction(value: float | None) -> float:
+    """A percentage as a progress bar's 0..1 (an empty bar when there is no reading)."""
+    return 0.0 if value is None else max(0.0, min(1.0, value / 100))
+
+
+def clock(timestamp: float) -> str:
+    return time.strftime('%H:%M:%S', time.localtime(timestamp))

@@ -1,11 +1,12 @@
 """The System view: four live cards, the details under them and a five-minute history chart.
 
-Elements are created once and updated in place on each ``system_metrics`` event.
+Elements are created once. Labels and bars are bound to the window's latest metrics; the chart,
+the core bars, the GPU table and the bar colours are updated in place on each ``system_metrics``.
 """
 from __future__ import annotations
 
 import json
-import time
+from collections.abc import Callable
 
 from nicegui import ui
 
@@ -22,25 +23,30 @@ from .markers import mark
 SERIES = (('CPU', 'cpu'), ('Memory', 'memory'), ('GPU', 'gpu'))
 
 
-class MetricCard:
-    """A percentage with a colour-coded bar and a caption."""
+Reading = Callable[[SystemMetrics], float | None]
+Caption = Callable[[SystemMetrics], str]
 
-    def __init__(self, title: str, icon: str, key: str) -> None:
+
+class MetricCard:
+    """A percentage with a colour-coded bar and a caption, bound to the window's latest metrics."""
+
+    def __init__(self, live: LiveWindow, title: str, icon: str, key: str, reading: Reading, caption: Caption) -> None:
         with ui.card().classes('w-full gap-2').mark(f'{key}-card'):
             with ui.row().classes('items-center gap-2 w-full'):
                 ui.icon(icon, size='sm').classes('opacity-70')
                 ui.label(title).classes('text-sm uppercase tracking-wide opacity-70')
-            self.value = mark(ui.label(fmt.NA).classes('text-4xl font-bold jarvis-metric-value'), f'{key}-value')
-            self.bar = ui.linear_progress(value=0, show_value=False, size='10px', color='grey') \
-                .props('rounded').mark(f'{key}-bar')
-            self.caption = ui.label('').classes('text-sm opacity-70 truncate w-full').mark(f'{key}-caption')
+            mark(ui.label().classes('text-4xl font-bold jarvis-metric-value'), f'{key}-value') \
+                .bind_text_from(live, 'metrics', backward=lambda m: fmt.percent(_read(m, reading)))
+            self.bar = ui.linear_progress(show_value=False, size='10px', color='grey').props('rounded') \
+                .mark(f'{key}-bar').bind_value_from(live, 'metrics', backward=lambda m: fmt.fraction(_read(m, reading)))
+            ui.label().classes('text-sm opacity-70 truncate w-full').mark(f'{key}-caption') \
+                .bind_text_from(live, 'metrics', backward=lambda m: caption(m) if m else '')
+        self.reading = reading
         self._color = 'grey'
 
-    def show(self, value: float | None, caption: str) -> None:
-        _set_text(self.value, fmt.percent(value))
-        _set_text(self.caption, caption)
-        self.bar.set_value(0 if value is None else max(0.0, min(1.0, value / 100)))
-        color = fmt.level_color(value)
+    def colour(self, metrics: SystemMetrics) -> None:
+        """Quasar's colour is a prop, which has no binding: set it when the level changes."""
+        color = fmt.level_color(self.reading(metrics))
         if color != self._color:
             self._color = color
             self.bar.props(f'color={color}')
@@ -49,22 +55,26 @@ class MetricCard:
 class SystemView:
     def __init__(self, sampler: MetricsSampler, live: LiveWindow) -> None:
         self.sampler = sampler
-        self._gpu_count = -1
         with ui.column().classes('w-full gap-4') as self.root:
             with ui.row().classes('w-full items-center'):
                 ui.label('System').classes('text-2xl font-semibold')
                 ui.space()
-                self.updated = mark(ui.label('').classes('text-xs opacity-60'), 'updated-at')
+                mark(ui.label().classes('text-xs opacity-60'), 'updated-at').bind_text_from(
+                    live, 'metrics', backward=lambda m: f'Updated {fmt.clock(m.timestamp)}' if m else '')
                 mark(LiveIndicator(), 'system-live')
             with ui.grid().classes('w-full gap-4 grid-cols-1 sm:grid-cols-2 xl:grid-cols-4'):
-                self.cpu = MetricCard('CPU', 'memory', 'cpu')
-                self.memory = MetricCard('Memory', 'storage', 'memory')
-                self.disk = MetricCard('Disk', 'save', 'disk')
-                self.gpu = MetricCard('GPU', 'developer_board', 'gpu')
+                self.cards = [
+                    MetricCard(live, 'CPU', 'memory', 'cpu', lambda m: m.cpu, lambda m: f'{m.cpu_count} cores'),
+                    MetricCard(live, 'Memory', 'storage', 'memory', lambda m: m.memory,
+                               lambda m: fmt.used_of(m.memory_used, m.memory_total)),
+                    MetricCard(live, 'Disk', 'save', 'disk', lambda m: m.disk,
+                               lambda m: fmt.used_of(m.disk_used, m.disk_total)),
+                    MetricCard(live, 'GPU', 'developer_board', 'gpu', lambda m: m.gpu, _gpu_caption),
+                ]
             with ui.grid().classes('w-full gap-4 grid-cols-1 lg:grid-cols-2'):
                 self._build_cpu_details()
-                self._build_memory_details()
-                self._build_gpu_details()
+                self._build_memory_details(live)
+                self._build_gpu_details(live)
             self._build_chart()
         live.on(events.SYSTEM_METRICS, self.update, owner=self.root)
         if live.metrics is not None:  # a fresh window shows the current values at once
@@ -77,25 +87,27 @@ class SystemView:
             ui.label('CPU cores').classes('text-base font-medium')
             self.cores = mark(CoreBars(), 'core-bars')
 
-    def _build_memory_details(self) -> None:
+    def _build_memory_details(self, live: LiveWindow) -> None:
+        rows: list[tuple[Caption, str, Caption]] = [
+            (lambda m: 'Memory', 'memory-detail', lambda m: fmt.used_of(m.memory_used, m.memory_total)),
+            (lambda m: 'Swap', 'swap-detail', lambda m: fmt.used_of(m.swap_used, m.swap_total)),
+            (lambda m: f'Disk ({m.disk_path})', 'disk-detail', lambda m: fmt.used_of(m.disk_used, m.disk_total)),
+            (lambda m: 'Network ↑', 'net-up', lambda m: fmt.rate(m.net_sent_per_s)),
+            (lambda m: 'Network ↓', 'net-down', lambda m: fmt.rate(m.net_recv_per_s)),
+        ]
         with ui.card().classes('w-full'):
             ui.label('Memory, disk and network').classes('text-base font-medium')
             with ui.grid(columns=2).classes('w-full gap-x-6 gap-y-1 text-sm'):
-                ui.label('Memory')
-                self.memory_detail = ui.label(fmt.NA).mark('memory-detail')
-                ui.label('Swap')
-                self.swap_detail = ui.label(fmt.NA).mark('swap-detail')
-                self.disk_label = ui.label('Disk')
-                self.disk_detail = ui.label(fmt.NA).mark('disk-detail')
-                ui.label('Network ↑')
-                self.net_up = ui.label(fmt.NA).mark('net-up')
-                ui.label('Network ↓')
-                self.net_down = ui.label(fmt.NA).mark('net-down')
+                for name, marker, value in rows:
+                    ui.label().bind_text_from(live, 'metrics', backward=lambda m, name=name: name(m) if m else '')
+                    ui.label().mark(marker).bind_text_from(
+                        live, 'metrics', backward=lambda m, value=value: value(m) if m else fmt.NA)
 
-    def _build_gpu_details(self) -> None:
+    def _build_gpu_details(self, live: LiveWindow) -> None:
         with ui.card().classes('w-full lg:col-span-2'):
             ui.label('GPUs').classes('text-base font-medium')
-            self.gpu_status = ui.label(fmt.NA).classes('text-sm opacity-70').mark('gpu-status')
+            ui.label(fmt.NA).classes('text-sm opacity-70').mark('gpu-status').bind_text_from(
+                live, 'metrics', backward=_gpu_status)
             self.gpu_table = ui.table(columns=[
                 {'name': 'name', 'label': 'GPU', 'field': 'name', 'align': 'left'},
                 {'name': 'utilization', 'label': 'Utilisation', 'field': 'utilization'},
@@ -104,7 +116,7 @@ class SystemView:
                 {'name': 'power', 'label': 'Power', 'field': 'power'},
                 {'name': 'fan', 'label': 'Fan', 'field': 'fan'},
             ], rows=[], row_key='index').props('flat dense').classes('w-full').mark('gpu-table')
-            self.gpu_table.set_visibility(False)
+            self.gpu_table.bind_visibility_from(live, 'metrics', backward=lambda m: bool(m and m.gpus))
 
     def _build_chart(self) -> None:
         history = self.sampler.recent()
@@ -123,27 +135,16 @@ class SystemView:
                             'data': [_point(m, key) for m in history]} for name, key in SERIES],
             }).classes('w-full h-64'), 'history-chart')
 
-    # --- updating (every tick, in place) ----------------------------------------------------
+    # --- updating (every tick, in place): what bindings cannot express ----------------------
 
     def update(self, metrics: SystemMetrics) -> None:
-        _set_text(self.updated, f'Updated {time.strftime("%H:%M:%S", time.localtime(metrics.timestamp))}')
-        self.cpu.show(metrics.cpu, f'{metrics.cpu_count} cores')
-        self.memory.show(metrics.memory, fmt.used_of(metrics.memory_used, metrics.memory_total))
-        self.disk.show(metrics.disk, fmt.used_of(metrics.disk_used, metrics.disk_total))
-        self.gpu.show(metrics.gpu, _gpu_caption(metrics))
+        for card in self.cards:
+            card.colour(metrics)
         self.cores.show(metrics.cpu_per_core)
-        _set_text(self.memory_detail, fmt.used_of(metrics.memory_used, metrics.memory_total))
-        _set_text(self.swap_detail, fmt.used_of(metrics.swap_used, metrics.swap_total))
-        _set_text(self.disk_label, f'Disk ({metrics.disk_path})')
-        _set_text(self.disk_detail, fmt.used_of(metrics.disk_used, metrics.disk_total))
-        _set_text(self.net_up, fmt.rate(metrics.net_sent_per_s))
-        _set_text(self.net_down, fmt.rate(metrics.net_recv_per_s))
         self._update_gpus(metrics)
         self._update_chart(metrics)
 
     def _update_gpus(self, metrics: SystemMetrics) -> None:
-        _set_text(self.gpu_status, f'{len(metrics.gpus)} GPU(s)' if metrics.gpus else f'n/a: {metrics.gpu_status}')
-        self.gpu_table.set_visibility(bool(metrics.gpus))
         rows = [_gpu_row(gpu) for gpu in metrics.gpus]
         if rows != self.gpu_table.rows:
             self.gpu_table.rows = rows
@@ -201,6 +202,11 @@ def _gpu_row(gpu: GpuReading) -> dict:
     }
 
 
-def _set_text(label: ui.label, text: str) -> None:
-    if label.text != text:
-        label.set_text(text)
+def _read(metrics: SystemMetrics | None, reading: Reading) -> float | None:
+    return reading(metrics) if metrics is not None else None
+
+
+def _gpu_status(metrics: SystemMetrics | None) -> str:
+    if metrics is None:
+        return fmt.NA
+    return f'{len(metrics.gpus)} GPU(s)' if metrics.gpus else f'n/a: {metrics.gpu_status}'
