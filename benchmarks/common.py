@@ -9,20 +9,20 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import psutil
 
-T = TypeVar('T')
+# one definition for the tests and the benchmarks: free ports, headless Chromium and polling waits
+from tests.helpers.browser import CHROMEDRIVER, CHROMIUM, quit_chromium, start_chromium, wait_for  # noqa: F401
+from tests.helpers.server import free_port  # noqa: F401
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH_DIR = Path(__file__).resolve().parent
@@ -31,28 +31,8 @@ HOST = '127.0.0.1'
 
 # --- small helpers ------------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
 def log(message: str) -> None:
     print(f'[{time.strftime("%H:%M:%S")}] {message}', flush=True)
-
-
-def wait_for(condition: Callable[[], T], timeout: float = 30.0, interval: float = 0.1, message: str = '') -> T:
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            result = condition()
-            if result:
-                return result
-        except Exception as error:  # pylint: disable=broad-except  # not there yet
-            last_error = error
-        time.sleep(interval)
-    raise TimeoutError(message or f'condition not met within {timeout} s (last error: {last_error})')
 
 
 def wait_http(url: str, process: subprocess.Popen | None = None, timeout: float = 60.0,
@@ -180,55 +160,6 @@ def _signal_group(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):
         pass
-
-
-# --- headless Chromium (Debian's chromium + chromedriver) ---------------------------------------
-
-CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser') or shutil.which('google-chrome')
-CHROMEDRIVER = shutil.which('chromedriver')
-
-
-def start_chromium(width: int = 1400, height: int = 1000) -> Any:
-    """One headless Chromium; chromedriver and its browser run in a process group of their own."""
-    if CHROMIUM is None or CHROMEDRIVER is None:
-        raise RuntimeError('needs Chromium and chromedriver (Debian: apt-get install chromium chromium-driver)')
-    from selenium import webdriver  # pylint: disable=import-outside-toplevel
-    from selenium.webdriver.chrome.service import Service  # pylint: disable=import-outside-toplevel
-
-    profile = tempfile.mkdtemp(prefix='bench-chromium-')
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in ('--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-                     '--disable-background-networking', '--disable-component-update', '--disable-sync',
-                     '--disable-dev-shm-usage', f'--window-size={width},{height}', f'--user-data-dir={profile}'):
-        options.add_argument(argument)
-    service = Service(CHROMEDRIVER, popen_kw={'start_new_session': True})
-    driver = webdriver.Chrome(service=service, options=options)
-    driver._bench_profile = profile  # pylint: disable=protected-access
-    return driver
-
-
-def quit_chromium(driver: Any) -> None:
-    """Quit the browser; kill chromedriver's process group and anything left of its tree."""
-    process = getattr(getattr(driver, 'service', None), 'process', None)
-    tree: list[psutil.Process] = []
-    if process is not None:
-        try:
-            tree = psutil.Process(process.pid).children(recursive=True)
-        except psutil.Error:
-            tree = []
-    try:
-        driver.quit()
-    except Exception:  # pylint: disable=broad-except
-        pass
-    if process is not None:
-        _signal_group(process.pid, signal.SIGKILL)
-    for child in tree:
-        try:
-            child.kill()
-        except psutil.Error:
-            pass
-    shutil.rmtree(getattr(driver, '_bench_profile', ''), ignore_errors=True)
 
 
 # --- process tree: CPU time and memory -----------------------------------------------------------

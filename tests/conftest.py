@@ -110,8 +110,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
 @pytest.fixture
 def browser() -> Iterator:
     """A headless Chromium for one test (tests that use it are marked ``needs_chromium``)."""
-    from .helpers.browser import start_chromium  # pylint: disable=import-outside-toplevel
+    from .helpers.browser import quit_chromium, start_chromium  # pylint: disable=import-outside-toplevel
 
     driver = start_chromium()
     yield driver
-    driver.quit()
+    quit_chromium(driver)
