@@ -49,12 +49,6 @@ class GpuReading(Payload):
     power_limit: float | None  # watts
     fan: float | None  # percent
 
-    @property
-    def memory_percent(self) -> float | None:
-        if self.memory_used is None or not self.memory_total:
-            return None
-        return 100.0 * self.memory_used / self.memory_total
-
 
 @dataclass(frozen=True, slots=True)
 class SystemMetrics(Payload):
@@ -79,13 +73,6 @@ class SystemMetrics(Payload):
     net_recv_per_s: float | None = None
     gpus: list[GpuReading] = field(default_factory=list)
     gpu_status: str = 'n/a'  # 'ok', or why there is no GPU reading
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SystemMetrics:
-        values = dict(data)
-        values['gpus'] = [GpuReading(**gpu) for gpu in values.get('gpus', [])]
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
 
 
 ChatRole = Literal['user', 'assistant', 'system']

@@ -158,7 +158,6 @@ class Hub:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._has_viewers: asyncio.Event | None = None
-        self._viewer_listeners: list[Callable[[int], Any]] = []
 
     # --- publishing -------------------------------------------------------------------------
 
@@ -207,9 +206,6 @@ class Hub:
             self._viewers_changed()
         return subscription
 
-    def unsubscribe(self, subscription: Subscription) -> None:
-        subscription.close()
-
     def _remove(self, subscription: Subscription) -> None:
         if self._subscriptions.pop(subscription.id, None) is not None and subscription.viewer:
             self._viewers_changed()
@@ -234,21 +230,12 @@ class Hub:
         assert self._has_viewers is not None
         await self._has_viewers.wait()
 
-    def on_viewers_changed(self, listener: Callable[[int], Any]) -> None:
-        self._viewer_listeners.append(listener)
-
     def _viewers_changed(self) -> None:
-        count = self.viewer_count
         if self._has_viewers is not None:
-            if count:
+            if self.viewer_count:
                 self._has_viewers.set()
             else:
                 self._has_viewers.clear()
-        for listener in self._viewer_listeners:
-            try:
-                listener(count)
-            except Exception:
-                log.exception('hub: viewer listener failed')
 
     def _bind_loop(self) -> None:
         loop = asyncio.get_running_loop()
