@@ -10,8 +10,6 @@ import logging
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, WebSocket, WebSocketDisconnect
-from fastapi.exception_handlers import request_validation_exception_handler
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from .. import events
@@ -19,15 +17,12 @@ from ..assistant.assistant import ChatInputError
 from ..models.base import ModelError
 from ..plugins.manager import PluginError
 from ..services import Services
+from .errors import error
 
 log = logging.getLogger(__name__)
 
 # A script connecting to /api/events starts from the current state, like a window.
 REPLAYED_TYPES = (events.SYSTEM_METRICS, events.MODEL_LOADED)
-
-
-def error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({'error': message}, status_code=status)
 
 
 async def json_body(request: Request, example: str) -> dict[str, Any] | JSONResponse:
@@ -46,18 +41,6 @@ def register(app: FastAPI, services: Services) -> None:
     router = APIRouter(dependencies=[Depends(services.wait_ready)])
     _add_routes(router, services)
     app.include_router(router)
-    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
-
-
-async def _validation_error(request: Request, problem: RequestValidationError) -> JSONResponse:
-    """Bad query parameters as one readable sentence, in the API's error format."""
-    if not request.url.path.startswith('/api/'):
-        return await request_validation_exception_handler(request, problem)
-    parts = []
-    for item in problem.errors():
-        where = '.'.join(str(part) for part in item.get('loc', ()) if part not in ('query', 'body', 'path'))
-        parts.append(f'{where}: {item.get("msg", "invalid")}' if where else str(item.get('msg', 'invalid')))
-    return error(422, '; '.join(parts) or 'The request is not valid.')
 
 
 def _add_routes(app: APIRouter, services: Services) -> None:
