@@ -182,9 +182,11 @@ class WebGuard:
             host = split_host(text) if len(hosts) == 1 else None
             if host is None or not self.policy.allows_host(host[0]):
                 shown = text[:100] if len(hosts) == 1 else ', '.join(h.decode('latin-1')[:50] for h in hosts)
-                return (403, (f'This server does not answer to the name {shown!r}: open it as '
-                              f'http://127.0.0.1:{_server_port(scope)}/ or http://localhost:{_server_port(scope)}/, '
-                              f'or, if that name is yours, start jarvis with --allow-host NAME.'), ()), None
+                port = _server_port(scope)
+                where = ("by this machine's IP address or host name" if self.policy.any_address
+                         else f'as http://127.0.0.1:{port}/ or http://localhost:{port}/')
+                return (403, (f'This server does not answer to the name {shown!r}: open it {where}, or, if that '
+                              'name is yours, start jarvis with --allow-host NAME.'), ()), None
         # no Host at all is an HTTP/1.0 script: browsers always send one
         origins = headers.get(b'origin', [])
         if not origins:
