@@ -8,15 +8,16 @@ from collections.abc import Callable
 from nicegui import app, ui
 
 from . import api, framework
+from .api.errors import install_error_handlers
 from .config import Settings
 from .resources import asset, assets_dir
-from .security import TokenMiddleware
 from .services import Services
 from .ui.chat_view import chat_page
 from .ui.models_view import models_page
 from .ui.plugins_view import plugins_page
 from .ui.shell import View, build_root
 from .ui.system_view import system_page
+from .web_guard import GuardPolicy, WebGuard
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +41,10 @@ def create_app(settings: Settings) -> tuple[Services, Callable[[], None]]:
     services = Services(settings)
     app.on_startup(services.start)
     app.on_shutdown(services.stop)
-    if settings.access_token:
-        app.add_middleware(TokenMiddleware, token=settings.access_token)
+    # Host, Origin, the access token, JSON bodies and the body limit, before every route and socket
+    app.add_middleware(WebGuard, policy=GuardPolicy.from_settings(settings))
     api.register(app, services)
+    install_error_handlers(app)
     app.add_static_files('/assets', str(assets_dir()))
     ui.add_css(asset('styles.css').read_text(encoding='utf-8'), shared=True)  # read once, for every page
     return services, build_root(services, views())

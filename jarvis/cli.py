@@ -42,6 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--token', default=os.environ.get('JARVIS_TOKEN'),
                         help='access token that every page and /api/ route requires (default: generated '
                              'and printed when --host is not a loopback address; env JARVIS_TOKEN)')
+    parser.add_argument('--allow-origin', action='append', default=[], metavar='ORIGIN',
+                        help='let web pages from this origin (like http://localhost:5173) use the app besides its '
+                             'own pages; repeatable (env JARVIS_ALLOW_ORIGINS, separated by commas)')
+    parser.add_argument('--allow-host', action='append', default=[], metavar='NAME',
+                        help='answer to this host name too, e.g. one your network or a proxy gives this machine '
+                             '(by default only localhost, loopback addresses and the --host address); repeatable '
+                             '(env JARVIS_ALLOW_HOSTS)')
     parser.add_argument('--insecure', action='store_true',
                         help='serve on a non-loopback host without an access token (not recommended)')
     parser.add_argument('--data-dir', type=Path, default=None,
@@ -61,15 +68,28 @@ def main(argv: list[str] | None = None) -> int:
         return _probe_native_window()
     logging.basicConfig(level=args.log_level, format='%(asctime)s %(levelname)s %(name)s: %(message)s')
 
-    from .security import resolve_access  # pylint: disable=import-outside-toplevel
+    from .security import (  # pylint: disable=import-outside-toplevel
+        FlagError,
+        encode_token,
+        is_loopback,
+        parse_allowed_host,
+        parse_allowed_origin,
+        resolve_access,
+        split_list,
+    )
     try:
         token = resolve_access(args.host, args.token, insecure=args.insecure)
-    except ValueError as error:
+        origins = [*split_list(os.environ.get('JARVIS_ALLOW_ORIGINS')), *args.allow_origin]
+        hosts = [*split_list(os.environ.get('JARVIS_ALLOW_HOSTS')), *args.allow_host]
+        allowed_origins = tuple(dict.fromkeys(parse_allowed_origin(origin) for origin in origins))
+        allowed_hosts = tuple(dict.fromkeys(parse_allowed_host(host) for host in hosts))
+    except FlagError as error:
         print(f'jarvis: {error}', file=sys.stderr)
         return 2
 
     native = not (args.browser or args.no_open)
     settings = Settings(host=args.host, port=args.port or DEFAULT_PORT, access_token=token,
+                        allowed_origins=allowed_origins, allowed_hosts=allowed_hosts,
                         load_default_model=not args.no_default_model)
     if args.data_dir is not None:
         settings = settings.with_changes(data_dir=args.data_dir.expanduser().resolve())
@@ -80,9 +100,11 @@ def main(argv: list[str] | None = None) -> int:
         native = False
     if native:
         _prepare_qt()
-    if token and args.host not in ('127.0.0.1', 'localhost', '::1'):
+    if token and not is_loopback(args.host):
+        # percent-encoded in the address, so that a token with spaces, & or # pastes as one piece
         print(f'jarvis: access token: {token}\n'
-              f'jarvis: open http://{_display_host(args.host)}:{settings.port}/?token={token}', file=sys.stderr)
+              f'jarvis: open http://{_display_host(args.host)}:{settings.port}/?token={encode_token(token)}',
+              file=sys.stderr)
 
     # NiceGUI keeps app.storage in ./.nicegui (the working directory, e.g. a bundle's folder) unless
     # NICEGUI_STORAGE_PATH says otherwise; it reads the variable once, when nicegui is imported (next line)
@@ -144,7 +166,12 @@ def _prepare_qt(env: dict[str, str] | os._Environ = os.environ) -> None:
 
 
 def _display_host(host: str) -> str:
-    return '127.0.0.1' if host in ('0.0.0.0', '') else host
+    """The host as an address bar takes it: a wildcard bind as loopback, IPv6 in brackets."""
+    if host in ('0.0.0.0', ''):
+        return '127.0.0.1'
+    if host == '::':
+        return '[::1]'
+    return f'[{host}]' if ':' in host and not host.startswith('[') else host
 
 
 if __name__ == '__main__':

@@ -28,6 +28,10 @@ class Settings:
     max_message_chars: int = 32_000
     ollama_host: str = field(default_factory=lambda: os.environ.get('OLLAMA_HOST') or DEFAULT_OLLAMA_HOST)
     access_token: str | None = None  # required by every page and /api/ route when set
+    # besides the app's own: origins (scheme, host, port) whose pages may use it, and host names it answers
+    # to (jarvis.security parses --allow-origin and --allow-host into these)
+    allowed_origins: tuple[tuple[str, str, int], ...] = ()
+    allowed_hosts: tuple[str, ...] = ()
     load_default_model: bool = True  # restore (or, on a fresh machine, install) the default model at start
     plugin_timeout: float = 10.0
     wikipedia_url: str = field(default_factory=lambda: os.environ.get('JARVIS_WIKIPEDIA_URL', ''))

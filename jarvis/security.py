@@ -1,107 +1,137 @@
-"""Safe exposure: loopback by default; any other interface needs an access token.
+"""Safe exposure, the rules: loopback by default; any other interface needs an access token; which
+origins and host names the user allowed. No web framework here: ``jarvis --help`` stays fast, and
+``jarvis.web_guard`` enforces these rules on every request and socket.
 
-With a token set, every HTTP request and WebSocket (pages, NiceGUI's socket, /api/) must carry
-it: as ``?token=...`` (the first page load, which then sets a cookie), as a cookie, as
+With a token set, every HTTP request and WebSocket (pages, NiceGUI's socket, /api/) must carry it:
+as ``?token=...`` (the first page load, which then sets a cookie), as a cookie, as
 ``Authorization: Bearer ...`` or as ``X-Jarvis-Token``.
 """
 from __future__ import annotations
 
-import hmac
 import ipaddress
+import re
 import secrets
-from http.cookies import SimpleCookie
-from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import quote, unquote, urlsplit
 
 COOKIE = 'jarvis_token'
-HEADER = b'x-jarvis-token'
+
+
+class FlagError(ValueError):
+    """A flag's value that the app cannot start with; the message is the line to print."""
 
 
 def is_loopback(host: str) -> bool:
-    if host in ('localhost', ''):
-        return host == 'localhost'
+    if host == 'localhost':
+        return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(host.strip('[]')).is_loopback
     except ValueError:
         return False
 
 
 def resolve_access(host: str, token: str | None, *, insecure: bool) -> str | None:
-    """The token to require, or None; raise ValueError when serving would be unsafe."""
+    """The token to require, or None; raise FlagError (a ValueError) when serving would be unsafe."""
     if insecure:
         return None
     if token is not None and not token.strip():
         if is_loopback(host):
             return None
-        raise ValueError(f'serving on {host} needs an access token; give one with --token, '
-                         'or pass --insecure to serve without one')
+        raise FlagError(f'serving on {host} needs an access token; give one with --token, '
+                        'or pass --insecure to serve without one')
     if token:
-        return token.strip()
+        token = token.strip()
+        if not token.isprintable():
+            raise FlagError('the access token must be printable characters (no tabs, line breaks or other '
+                            'control characters); give another one with --token or JARVIS_TOKEN')
+        return token
     if is_loopback(host):
         return None
     return secrets.token_urlsafe(24)
 
 
-class TokenMiddleware:
-    """Pure ASGI middleware, so that it guards HTTP and WebSocket connections alike."""
+# --- the token in a cookie and in a URL ----------------------------------------------------------------
+# A cookie value may not hold spaces, semicolons, commas, quotes or non-ASCII, so any printable token
+# travels percent-encoded (UTF-8) in the cookie and in the printed address, and is decoded on arrival.
 
-    def __init__(self, app: Any, token: str) -> None:
-        self.app = app
-        self.token = token
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope['type'] not in ('http', 'websocket'):
-            await self.app(scope, receive, send)
-            return
-        given, from_query = _token_from(scope)
-        if given is None or not hmac.compare_digest(given.encode(), self.token.encode()):
-            await _refuse(scope, receive, send)
-            return
-        if from_query and scope['type'] == 'http':
-            send = _with_cookie(send, self.token)
-        await self.app(scope, receive, send)
+def encode_token(token: str) -> str:
+    return quote(token, safe='')
 
 
-def _token_from(scope: dict) -> tuple[str | None, bool]:
-    query = parse_qs(scope.get('query_string', b'').decode(errors='replace'))
-    if query.get('token'):
-        return query['token'][0], True
-    headers = dict(scope.get('headers') or [])
-    if HEADER in headers:
-        return headers[HEADER].decode(errors='replace'), False
-    authorization = headers.get(b'authorization', b'').decode(errors='replace')
-    if authorization.lower().startswith('bearer '):
-        return authorization[7:].strip(), False
-    cookie_header = headers.get(b'cookie', b'').decode(errors='replace')
-    if cookie_header:
-        cookies: SimpleCookie = SimpleCookie()
-        try:
-            cookies.load(cookie_header)
-        except Exception:  # a malformed cookie header is simply no token
-            return None, False
-        if COOKIE in cookies:
-            return cookies[COOKIE].value, False
-    return None, False
+def token_candidates(given: str) -> tuple[str, ...]:
+    """What a token as received may stand for: itself, and its percent-decoded form."""
+    try:
+        decoded = unquote(given, errors='strict')
+    except UnicodeDecodeError:  # a percent escape that is not UTF-8: only the value as it came
+        return (given,)
+    return (given,) if decoded == given else (given, decoded)
 
 
-async def _refuse(scope: dict, receive: Any, send: Any) -> None:
-    if scope['type'] == 'websocket':
-        await receive()  # the websocket.connect message
-        await send({'type': 'websocket.close', 'code': 1008, 'reason': 'access token required'})
-        return
-    body = b'J.A.R.V.I.S.: access token required. Open the address printed at start (it ends in ?token=...).'
-    await send({'type': 'http.response.start', 'status': 401,
-                'headers': [(b'content-type', b'text/plain; charset=utf-8'),
-                            (b'content-length', str(len(body)).encode()),
-                            (b'www-authenticate', b'Bearer')]})
-    await send({'type': 'http.response.body', 'body': body})
+def cookie_value(cookie_header: str, name: str = COOKIE) -> str | None:
+    """One cookie's value, read leniently: a malformed cookie of another app on the same host (cookies
+    are shared by every port of 127.0.0.1) must not hide ours, as it would with ``SimpleCookie``."""
+    for part in cookie_header.split(';'):
+        key, sep, value = part.strip().partition('=')
+        if sep and key.strip() == name:
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1]
+            return value
+    return None
 
 
-def _with_cookie(send: Any, token: str) -> Any:
-    async def send_with_cookie(message: dict) -> None:
-        if message['type'] == 'http.response.start':
-            headers = list(message.get('headers') or [])
-            headers.append((b'set-cookie', f'{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict'.encode()))
-            message = {**message, 'headers': headers}
-        await send(message)
-    return send_with_cookie
+# --- allowed origins and host names ---------------------------------------------------------------------
+
+Origin = tuple[str, str, int]  # scheme, host (lower case, IPv6 without brackets), port
+DEFAULT_PORTS = {'http': 80, 'https': 443}
+_NAME = re.compile(r'^(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*\.?$')
+
+
+def parse_origin(value: str) -> Origin | None:
+    """A serialized origin as browsers send it (``scheme://host[:port]``, nothing after), or None."""
+    if not value or any(c.isspace() for c in value):
+        return None
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS or not parts.hostname or parts.path or parts.query or parts.fragment \
+            or parts.username is not None or parts.password is not None or value.endswith(':'):
+        return None
+    return scheme, parts.hostname.lower(), port or DEFAULT_PORTS[scheme]
+
+
+def parse_allowed_origin(value: str) -> Origin:
+    """A value of ``--allow-origin`` (a trailing slash is tolerated), or FlagError saying what is wrong."""
+    text = value.strip()
+    if text in ('*', 'null'):
+        raise FlagError(f'--allow-origin takes one origin such as http://localhost:5173, not {text!r}: '
+                        'allowing every page (or sandboxed ones) would let any web site act for you')
+    if not re.match(r'^https?://', text, re.IGNORECASE):
+        raise FlagError(f'--allow-origin {value!r}: write an origin as http://host:port or https://host:port')
+    origin = parse_origin(text[:-1] if text.endswith('/') else text)
+    if origin is None:
+        raise FlagError(f'--allow-origin {value!r}: an origin is scheme, host and port only (no path, query '
+                        'or user), like http://localhost:5173')
+    return origin
+
+
+def parse_allowed_host(value: str) -> str:
+    """A value of ``--allow-host``: a host name or an IP address, without scheme or port."""
+    text = value.strip().lower()
+    if text.startswith('[') and text.endswith(']'):
+        text = text[1:-1]
+    try:
+        return ipaddress.ip_address(text).compressed
+    except ValueError:
+        pass
+    if not _NAME.match(text) or text.replace('.', '').isdigit():
+        raise FlagError(f'--allow-host {value!r}: give a name (like jarvis.lan) or an IP address, '
+                        'without http:// and without a port')
+    return text.rstrip('.')
+
+
+def split_list(value: str | None) -> list[str]:
+    """An environment variable's list: separated by commas or spaces."""
+    return [item for item in re.split(r'[,\s]+', value or '') if item]

@@ -55,7 +55,8 @@ async def simulate(settings: Settings) -> AsyncIterator[Harness]:
         clients: list[httpx.AsyncClient] = []
 
         def new_client() -> httpx.AsyncClient:
-            client = httpx.AsyncClient(transport=httpx.ASGITransport(core.app), base_url='http://test')
+            # a name the app answers to: jarvis.web_guard refuses any other Host
+            client = httpx.AsyncClient(transport=httpx.ASGITransport(core.app), base_url='http://127.0.0.1')
             clients.append(client)
             return client
 

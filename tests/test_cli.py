@@ -15,7 +15,8 @@ from .helpers.server import AppServer
 def test_help_explains_every_mode() -> None:
     output = subprocess.run([sys.executable, '-m', 'jarvis', '--help'], capture_output=True, text=True,
                             check=True, timeout=60).stdout
-    for flag in ('--browser', '--no-open', '--host', '--port', '--token', '--insecure', '--data-dir'):
+    for flag in ('--browser', '--no-open', '--host', '--port', '--token', '--insecure', '--data-dir',
+                 '--allow-origin', '--allow-host'):
         assert flag in output
     assert 'native window' in output
 

@@ -194,6 +194,9 @@ def test_sigkill_in_the_middle_of_an_answer_loses_only_that_answer(tmp_path: Pat
         again.stop()
 
 
+JSON = {'Content-Type': 'application/json'}
+
+
 def test_bad_input_everywhere_gets_a_clear_error_and_nothing_is_lost(tmp_path: Path) -> None:
     with AppServer(tmp_path / 'data') as app:
         client = httpx.Client(base_url=app.url, timeout=30)
@@ -203,15 +206,16 @@ def test_bad_input_everywhere_gets_a_clear_error_and_nothing_is_lost(tmp_path: P
             (client.post('/api/chat', json={'message': '   \n '}), 422, 'empty'),
             (client.post('/api/chat', json={'message': 'x' * 2**20}), 422, 'too long'),
             (client.post('/api/chat', json={'message': 42}), 422, 'text'),
-            (client.post('/api/chat', json={}), 422, 'text'),
-            (client.post('/api/chat', content=b'{"message": "\xff\xfe broken"}'), 400, 'JSON'),
-            (client.post('/api/chat', content=b'not json at all'), 400, 'JSON'),
-            (client.post('/api/chat', content=b'x' * (3 * 2**20)), 413, 'too large'),
+            (client.post('/api/chat', json={}), 422, 'required'),
+            (client.post('/api/chat', content=b'{"message": "\xff\xfe broken"}', headers=JSON), 400, 'JSON'),
+            (client.post('/api/chat', content=b'not json at all', headers=JSON), 400, 'JSON'),
+            (client.post('/api/chat', content=b'not json at all'), 415, 'application/json'),
+            (client.post('/api/chat', content=b'x' * (3 * 2**20), headers=JSON), 413, 'too large'),
             (client.post('/api/chat', json=['a', 'list']), 400, 'object'),
             (client.post('/api/chat', json={'message': 'hi', 'conversation_id': 7}), 422, 'conversation_id'),
             (client.post('/api/plugins/toggle', json={'plugin': 'Nope', 'enabled': True}), 404, 'no plugin'),
             (client.post('/api/plugins/toggle', json={'plugin': 'x' * 10_000, 'enabled': True}), 422, 'at most'),
-            (client.post('/api/plugins/toggle', json={'plugin': ['Notes'], 'enabled': True}), 422, 'name'),
+            (client.post('/api/plugins/toggle', json={'plugin': ['Notes'], 'enabled': True}), 422, 'plugin must be text'),
             (client.post('/api/plugins/toggle', json={'plugin': 'Notes', 'enabled': 'yes'}), 422, 'true or false'),
             (client.post('/api/models/load', json={'model': '../../etc/passwd'}), 422, 'not a valid'),
             (client.post('/api/models/load', json={'model': 'a\x00b'}), 422, 'not a valid'),

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import psutil
@@ -94,6 +95,16 @@ def test_every_route_page_and_socket_needs_the_token(exposed: tuple[AppServer, s
         assert answer.status_code == 200 and answer.json()['text'] == '1 + 1 = 2'
 
 
+def test_on_the_network_the_machines_names_and_addresses_are_answered(exposed: tuple[AppServer, str]) -> None:
+    app, token = exposed
+    auth = {'Authorization': f'Bearer {token}'}
+    short = socket.gethostname().split('.')[0]
+    for host in (f'{short}:{app.port}', f'{short}.local:{app.port}', f'192.0.2.7:{app.port}', f'localhost:{app.port}'):
+        assert httpx.get(app.url + '/api/hub/stats', headers={**auth, 'Host': host}).status_code == 200, host
+    refused = httpx.get(app.url + '/api/hub/stats', headers={**auth, 'Host': f'evil.example:{app.port}'})
+    assert refused.status_code == 403 and '--allow-host' in refused.json()['error']
+
+
 def test_events_websocket_needs_the_token(exposed: tuple[AppServer, str]) -> None:
     app, token = exposed
     url = app.url.replace('http', 'ws') + '/api/events'
@@ -135,6 +146,74 @@ def test_no_token_on_the_network_refuses_to_start_unless_insecure(tmp_path: Path
     with AppServer(tmp_path / 'b', host='0.0.0.0', args=['--no-default-model', '--insecure']) as app:
         assert httpx.get(app.url + '/api/system/status').status_code == 200
         assert 'access token' not in app.output()
+
+
+# spaces, a semicolon, quotes, a comma, an equals sign, a percent escape and non-ASCII: all printable
+ODD_TOKEN = 'my secret; "Jarvis" ü,=%20'
+
+
+@pytest.fixture(scope='module')
+def odd_token_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+    with AppServer(tmp_path_factory.mktemp('odd'), host='0.0.0.0', args=['--no-default-model', '--token', ODD_TOKEN]) as app:
+        yield app
+
+
+def printed_address(app: AppServer) -> str:
+    found = re.search(r'jarvis: open (http://\S+)', app.output())
+    assert found, app.output()
+    return found.group(1)
+
+
+def test_any_printable_token_works_for_a_whole_session(odd_token_app: AppServer) -> None:
+    app = odd_token_app
+    address = printed_address(app)
+    assert address == f'http://127.0.0.1:{app.port}/?token={quote(ODD_TOKEN, safe="")}', 'printed ready to paste'
+    with httpx.Client(timeout=30) as session:
+        assert session.get(address).status_code == 200  # the first page: ?token= sets the cookie
+        cookie = session.cookies.get('jarvis_token')
+        assert cookie and ';' not in cookie and ' ' not in cookie and cookie.isascii()
+        # later: the cookie alone
+        assert session.get(app.url + '/chat').status_code == 200
+        assert session.get(app.url + '/api/system/status').status_code == 200
+        assert session.get(app.url + '/_nicegui_ws/socket.io/?EIO=4&transport=polling').status_code == 200
+
+    async def socket_with_the_cookie_only() -> None:
+        url = app.url.replace('http', 'ws') + '/api/events'
+        async with websockets.connect(url, additional_headers={'Cookie': f'other=1; jarvis_token={cookie}'}) as events:
+            assert 'type' in (await asyncio.wait_for(events.recv(), 10))
+        with pytest.raises(InvalidStatus):  # the cookie as the token itself would be sent, unencoded, is not it
+            async with websockets.connect(url, additional_headers={'Cookie': 'jarvis_token=my secret'}):
+                pass
+
+    asyncio.run(socket_with_the_cookie_only())
+    # the other ways to give it: as typed (UTF-8) or percent-encoded
+    raw = ODD_TOKEN.encode()
+    assert httpx.get(app.url + '/api/hub/stats', headers={b'X-Jarvis-Token': raw}).status_code == 200
+    assert httpx.get(app.url + '/api/hub/stats', headers={b'Authorization': b'Bearer ' + raw}).status_code == 200
+    assert httpx.get(app.url + '/api/hub/stats', headers={'X-Jarvis-Token': quote(ODD_TOKEN)}).status_code == 200
+    assert httpx.get(app.url + '/api/hub/stats', headers={'X-Jarvis-Token': 'my secret'}).status_code == 401
+
+
+@needs_chromium
+def test_a_browser_session_with_an_odd_token_connects_on_every_page(odd_token_app: AppServer, browser) -> None:  # type: ignore[no-untyped-def]
+    def connected() -> bool:
+        return browser.find_element(By.CSS_SELECTOR, '[data-testid="connection-indicator"]').text == 'Connected'
+
+    browser.get(printed_address(odd_token_app))
+    wait_for(connected, timeout=20, message='the first page did not connect')
+    for path in ('/chat', '/plugins'):  # later pages: only the cookie
+        browser.get(odd_token_app.url + path)
+        wait_for(connected, timeout=20, message=f'{path} did not connect with the cookie alone')
+
+
+@pytest.mark.parametrize('token', ['tab\there', 'line\nbreak', 'bell\x07', 'delete\x7f'])
+def test_a_token_with_control_characters_is_refused_at_start(tmp_path: Path, token: str) -> None:
+    result = subprocess.run([sys.executable, '-m', 'jarvis', '--no-open', '--host', '0.0.0.0', '--port', str(free_port()),
+                             '--data-dir', str(tmp_path), '--token', token],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and 'printable' in lines[0] and '--token' in lines[0], result.stderr
 
 
 def test_a_given_token_is_used(tmp_path: Path) -> None:

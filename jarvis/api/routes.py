@@ -11,11 +11,8 @@ import asyncio
 import logging
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request, WebSocket, WebSocketDisconnect
-from fastapi.exception_handlers import request_validation_exception_handler
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter, Depends, FastAPI, Query, WebSocket, WebSocketDisconnect
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
 
 from .. import __version__, events
 from ..assistant.assistant import ChatInputError
@@ -23,6 +20,7 @@ from ..assistant.conversations import ConversationNotFound
 from ..models.base import ModelError
 from ..plugins.manager import PluginError
 from ..services import Services
+from .errors import error
 from .schemas import ChatRequest, ConversationId, LoadModelRequest, PluginSettingsRequest, TogglePluginRequest
 
 log = logging.getLogger(__name__)
@@ -32,36 +30,17 @@ REPLAYED_TYPES = (events.SYSTEM_METRICS, events.MODEL_LOADED)
 OPENAPI_PATH = '/api/openapi.json'
 
 
-def error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({'error': message}, status_code=status)
-
-
 def register(app: FastAPI, services: Services) -> None:
     # every route waits until the services have started (they start in the background)
     router = APIRouter(dependencies=[Depends(services.wait_ready)])
     _add_routes(router, services)
     app.include_router(router)
-    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     schema = get_openapi(title='J.A.R.V.I.S. Desktop API', version=__version__, routes=router.routes,
                          description='The hub and the domain for scripts. Every error is {"error": "..."}.')
 
     @app.get(OPENAPI_PATH, include_in_schema=False)
     async def openapi() -> dict[str, Any]:
         return schema
-
-
-async def _validation_error(request: Request, problem: RequestValidationError) -> JSONResponse:
-    """Bad parameters or bodies as one readable sentence, in the API's error format."""
-    if not request.url.path.startswith('/api/'):
-        return await request_validation_exception_handler(request, problem)
-    parts = []
-    for item in problem.errors():
-        where = '.'.join(str(part) for part in item.get('loc', ()) if part not in ('query', 'body', 'path'))
-        message = str(item.get('msg', 'invalid'))
-        if item.get('type') == 'json_invalid':
-            where, message = '', 'The body must be JSON, like {"message": "What time is it?"}'
-        parts.append(f'{where}: {message}' if where else message)
-    return error(422, '; '.join(parts) or 'The request is not valid.')
 
 
 def _add_routes(app: APIRouter, services: Services) -> None:
