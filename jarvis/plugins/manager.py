@@ -220,6 +220,7 @@ class PluginManager:
 
     async def handle(self, message: str, conversation_id: str = '') -> PluginReply | None:
         """The first enabled plugin that matches and answers; None lets the model answer."""
+        language = guess_language(message)
         for entry in list(self.entries.values()):
             plugin = entry.plugin
             if not entry.enabled or plugin is None:
@@ -228,7 +229,7 @@ class PluginManager:
             if worker.stuck:  # still blocked on a message it did not answer in time: the others answer
                 continue
             timeout = self._timeout(plugin)
-            offer = partial(_offer, plugin, message, self._context(entry, message, conversation_id))
+            offer = partial(_offer, plugin, message, self._context(entry, language, conversation_id))
             try:
                 matched, reply = await worker.call(offer, timeout)
             except WorkerTimeout:
@@ -252,10 +253,9 @@ class PluginManager:
                 return PluginReply(entry.name, str(reply))
         return None
 
-    def _context(self, entry: PluginEntry, message: str = '', conversation_id: str = '') -> PluginContext:
+    def _context(self, entry: PluginEntry, language: str = 'en', conversation_id: str = '') -> PluginContext:
         """What the plugin gets; built on the app's loop, where its two waiting helpers then run."""
-        return PluginContext(hub=self.hub, db=self.db, settings=self.settings,
-                             language=guess_language(message) if message else 'en',
+        return PluginContext(hub=self.hub, db=self.db, settings=self.settings, language=language,
                              conversation_id=conversation_id, plugin_settings=self._settings_of(entry),
                              fresh_metrics=_on_this_loop(self._metrics) if self._metrics is not None else None,
                              window_connected=_on_this_loop(self.hub.wait_for_viewers))
