@@ -261,9 +261,7 @@ async def test_calculator(env: Env, message: str, reply: str) -> None:
 @pytest.mark.parametrize('message', ['what is 9**9**9', 'was ist 9 hoch 9 hoch 9', 'what is 2 ** 10 ** 10',
                                      'what is 10**9999 * 10**9999', 'what is (10**5000)**3'])
 async def test_calculator_refuses_huge_powers_at_once(env: Env, message: str) -> None:
-    started = time.perf_counter()
-    reply = await ask(CalculatorPlugin(), message, env)
-    assert time.perf_counter() - started < 0.5
+    reply = await ask(CalculatorPlugin(), message, env)  # computed, 9**9**9 would not end before the test times out
     assert reply is not None and ('too large' in reply or 'zu groß' in reply)
 
 
@@ -287,9 +285,7 @@ async def test_calculator_big_but_bounded_results(env: Env) -> None:
     ('what is exp(1000)', 'The result is too large to compute.'),
 ])
 async def test_calculator_errors_are_clear(env: Env, message: str, expected: str) -> None:
-    started = time.perf_counter()
     assert await ask(CalculatorPlugin(), message, env) == expected
-    assert time.perf_counter() - started < 0.5
 
 
 async def test_calculator_refuses_long_input(env: Env) -> None:
@@ -440,11 +436,11 @@ async def test_reminder_fires_on_the_hub(env: Env, message: str, confirmation: s
     await plugin.start(env.context(''))
     subscription = env.hub.subscribe(name='window', types=[events.NOTIFICATION], viewer=True)
     try:
-        started = time.monotonic()
         assert await ask(plugin, message, env) == confirmation
-        assert len(plugin.scheduled) == 1
+        assert len(plugin.scheduled) == 1 and subscription.pending == 0  # not at once: in a second
+        row = env.db.query('SELECT due_at, created_at FROM reminders')[0]
+        assert row['due_at'] - row['created_at'] == pytest.approx(1)
         note = await next_notification(subscription)
-        assert 0.8 < time.monotonic() - started < 4
         assert (note.message, note.level) == (notification, 'warning')
         assert await fired(env)
         assert await eventually(lambda: plugin.scheduled == [])
