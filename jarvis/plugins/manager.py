@@ -201,7 +201,9 @@ class PluginManager:
 
     async def _stop(self, entry: PluginEntry) -> None:
         """Stop the plugin on its own loop, then end its thread (one that is blocked is left to end alone)."""
-        if entry.started and entry.plugin is not None and entry.worker is not None:
+        if entry.worker is not None and entry.worker.stuck:  # its stop would only queue behind what blocks it
+            log.warning('plugin %s is still blocked; it is not asked to stop', entry.name)
+        elif entry.started and entry.plugin is not None and entry.worker is not None:
             try:
                 await entry.worker.call(entry.plugin.stop, self._timeout(entry.plugin))
             except Exception as error:
