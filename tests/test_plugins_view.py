@@ -67,7 +67,7 @@ async def test_settings_show_as_in_effect_with_a_field_for_each_kind(app: Harnes
     assert element(alice, 'plugin-setting:Greeter:who').value == 'Tony'
     assert element(alice, 'plugin-setting:Greeter:volume').value == 0.5
     assert element(alice, 'plugin-setting:Greeter:times').value == 1
-    await alice.should_see('How often to say it.')  # the plugin's description of a setting
+    assert element(alice, 'plugin-setting:Greeter:times').props['hint'] == 'How often to say it.'  # as text
 
 
 async def test_a_setting_changed_in_one_window_shows_in_the_other(app: Harness) -> None:
@@ -96,6 +96,7 @@ async def test_a_value_out_of_range_is_refused_and_nothing_is_stored(app: Harnes
     error = 'sentences must be a whole number from 1 to 10.'
     await eventually(lambda: element(alice, 'plugin-settings-error:Wikipedia').text == error)
     assert element(alice, 'plugin-settings-error:Wikipedia').visible
+    assert element(alice, 'plugin-setting:Wikipedia:sentences').error == error  # said under the field too
     assert (await app.services.plugins.get('Wikipedia')).settings == {'sentences': 3}
     assert app.services.store.get('plugins.settings') is None
     assert value_of(bob, 'plugin-setting:Wikipedia:sentences')() == 3

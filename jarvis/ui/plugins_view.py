@@ -13,7 +13,7 @@ from nicegui import events as ui_events
 from .. import events
 from ..events import PluginSettingsChanged, PluginToggled
 from ..plugins.manager import PluginError, PluginInfo, PluginManager
-from ..plugins.settings import Setting, SettingValue
+from ..plugins.settings import Setting, SettingError, SettingValue
 from ..services import Services
 from . import notifications
 from .live import LiveWindow, use_hub
@@ -23,33 +23,49 @@ STATE_COLORS = {'enabled': 'positive', 'disabled': 'grey-7', 'error': 'negative'
 
 
 class SettingField:
-    """The input for one setting, by what the plugin declares: a switch, a choice, a number or text."""
+    """The input for one setting, by what the plugin declares: a switch, a choice, a number or text.
+
+    A number field is not clamped to its range (a clamped field would show a value other than the one
+    the user typed and saved); what does not fit is said under the field at once, and again on Save."""
 
     def __init__(self, plugin: str, key: str, spec: Setting, value: SettingValue) -> None:
+        self.key = key
         self.spec = spec
         label = key.replace('_', ' ')
-        with ui.column().classes('gap-0 min-w-[12rem]'):
+        with ui.column().classes('gap-0 w-72'):
             if spec.kind == 'bool':
                 self.input: Any = ui.switch(label, value=bool(value))
             elif spec.choices:
                 self.input = ui.select(list(spec.choices), label=label, value=value).classes('w-full')
             elif spec.kind in ('int', 'float'):
                 whole = spec.kind == 'int'
-                self.input = ui.number(label, value=value, min=spec.lowest, max=spec.highest,
-                                       step=1 if whole else None, precision=0 if whole else None).classes('w-full')
+                self.input = ui.number(label, value=value, step=1 if whole else None,
+                                       precision=0 if whole else None, validation=self.problem).classes('w-full')
             else:
-                self.input = ui.input(label, value=str(value)).classes('w-full')
+                self.input = ui.input(label, value=str(value), validation=self.problem).classes('w-full')
             mark(self.input, f'plugin-setting:{plugin}:{key}')
             if spec.description:  # plain text from the plugin, never HTML
-                ui.label(spec.description).classes('text-xs opacity-60')
+                if spec.kind == 'bool':
+                    ui.label(spec.description).classes('text-xs opacity-60')
+                else:
+                    self.input.props['hint'] = spec.description  # Quasar shows it as text; an error replaces it
 
     @property
     def value(self) -> object:
-        """What the field holds, as the plugin declares it (a number field gives 3.0 for a whole 3)."""
-        value = self.input.value
+        return self._as_declared(self.input.value)
+
+    def _as_declared(self, value: object) -> object:
+        """A number field gives 3.0 for a whole 3."""
         if self.spec.kind == 'int' and isinstance(value, float) and value.is_integer():
             return int(value)
         return value
+
+    def problem(self, value: object) -> str | None:
+        try:
+            self.spec.check(self._as_declared(value), self.key)
+        except SettingError as error:
+            return str(error)
+        return None
 
     def show(self, value: SettingValue) -> None:
         if self.value != value:
