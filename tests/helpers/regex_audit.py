@@ -10,7 +10,7 @@ Three shapes, each at least quadratic in the length of a message that almost mat
   or a lookbehind in front of it lets it start only where a run starts.
 
 "Unbounded" is ``*``, ``+``, ``{n,}`` and ``{n,m}`` with m above ``MAX_BOUNDED``. It reads the pattern
-with the parser of Python's own ``re`` (``re._parser``, checked against Python 3.11 to 3.13).
+with the parser of Python's own ``re`` (``re._parser``, as in Python 3.11; an import error says when it moves).
 """
 from __future__ import annotations
 
