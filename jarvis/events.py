@@ -20,6 +20,7 @@ CHAT_MESSAGE = 'chat_message'
 MODEL_LOADED = 'model_loaded'
 MODEL_STATUS = 'model_status'
 PLUGIN_TOGGLED = 'plugin_toggled'
+PLUGIN_SETTINGS = 'plugin_settings'
 NOTIFICATION = 'notification'
 CONVERSATIONS_CHANGED = 'conversations_changed'
 PULL_PROGRESS = 'pull_progress'
@@ -127,6 +128,15 @@ class PluginToggled(Payload):
     enabled: bool
     state: str = ''
     error: str = ''
+
+
+@dataclass(frozen=True, slots=True)
+class PluginSettingsChanged(Payload):
+    """A plugin's settings changed: every Plugins view shows the values now in effect."""
+
+    event_type: ClassVar[str] = PLUGIN_SETTINGS
+    plugin: str
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

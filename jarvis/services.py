@@ -29,7 +29,7 @@ class Services:
         self.preferences = Preferences(self.store)
         self.sampler = MetricsSampler(self.hub, interval=settings.metrics_interval)
         self.models = ModelManager(self.hub, settings, self.store)
-        self.plugins = PluginManager(self.hub, self.db, settings, self.store)
+        self.plugins = PluginManager(self.hub, self.db, settings, self.store, metrics=self.sampler.current)
         self.assistant = Assistant(self.hub, self.db, self.store, settings, self.models, self.plugins)
         self.started = False
         self._ready: asyncio.Event | None = None

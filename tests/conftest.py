@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +20,8 @@ from nicegui.testing.user import User
 from jarvis.app import create_app
 from jarvis.config import Settings
 from jarvis.models.default_model import ensure_default_model
+from jarvis.plugins.base import Plugin
+from jarvis.plugins.builtin import BUILTIN_PLUGINS
 from jarvis.services import Services
 
 from .helpers.server import OFFLINE, AppServer
@@ -49,7 +51,9 @@ class Harness:
 
 
 @asynccontextmanager
-async def simulate(settings: Settings) -> AsyncIterator[Harness]:
+async def simulate(settings: Settings, plugins: Sequence[type[Plugin]] = BUILTIN_PLUGINS) -> AsyncIterator[Harness]:
+    """The app with exactly these plugins (the built-ins by default): tests never depend on which
+    third-party plugins are installed here."""
     with nicegui_reset_globals():
         os.environ['NICEGUI_USER_SIMULATION'] = 'true'
         clients: list[httpx.AsyncClient] = []
@@ -62,6 +66,7 @@ async def simulate(settings: Settings) -> AsyncIterator[Harness]:
 
         try:
             services, root = create_app(settings)
+            services.plugins.set_sources(plugins)
             prepare_simulation()
             ui.run(root, storage_secret='test secret', reconnect_timeout=0.2)
             async with core.app.router.lifespan_context(core.app):

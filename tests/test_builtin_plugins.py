@@ -261,9 +261,7 @@ async def test_calculator(env: Env, message: str, reply: str) -> None:
 @pytest.mark.parametrize('message', ['what is 9**9**9', 'was ist 9 hoch 9 hoch 9', 'what is 2 ** 10 ** 10',
                                      'what is 10**9999 * 10**9999', 'what is (10**5000)**3'])
 async def test_calculator_refuses_huge_powers_at_once(env: Env, message: str) -> None:
-    started = time.perf_counter()
-    reply = await ask(CalculatorPlugin(), message, env)
-    assert time.perf_counter() - started < 0.5
+    reply = await ask(CalculatorPlugin(), message, env)  # computed, 9**9**9 would not end before the test times out
     assert reply is not None and ('too large' in reply or 'zu groß' in reply)
 
 
@@ -287,9 +285,7 @@ async def test_calculator_big_but_bounded_results(env: Env) -> None:
     ('what is exp(1000)', 'The result is too large to compute.'),
 ])
 async def test_calculator_errors_are_clear(env: Env, message: str, expected: str) -> None:
-    started = time.perf_counter()
     assert await ask(CalculatorPlugin(), message, env) == expected
-    assert time.perf_counter() - started < 0.5
 
 
 async def test_calculator_refuses_long_input(env: Env) -> None:
@@ -438,13 +434,13 @@ async def fired(env: Env, reminder_id: int | None = None) -> list[int]:
 async def test_reminder_fires_on_the_hub(env: Env, message: str, confirmation: str, notification: str) -> None:
     plugin = RemindersPlugin()
     await plugin.start(env.context(''))
-    subscription = env.hub.subscribe(name='test', types=[events.NOTIFICATION])
+    subscription = env.hub.subscribe(name='window', types=[events.NOTIFICATION], viewer=True)
     try:
-        started = time.monotonic()
         assert await ask(plugin, message, env) == confirmation
-        assert len(plugin.scheduled) == 1
+        assert len(plugin.scheduled) == 1 and subscription.pending == 0  # not at once: in a second
+        row = env.db.query('SELECT due_at, created_at FROM reminders')[0]
+        assert row['due_at'] - row['created_at'] == pytest.approx(1)
         note = await next_notification(subscription)
-        assert 0.8 < time.monotonic() - started < 4
         assert (note.message, note.level) == (notification, 'warning')
         assert await fired(env)
         assert await eventually(lambda: plugin.scheduled == [])
@@ -461,7 +457,7 @@ async def test_pending_reminder_survives_a_restart(env: Env) -> None:
     assert first.scheduled == []
     assert [row['fired'] for row in env.db.query('SELECT fired FROM reminders')] == [0]
 
-    subscription = env.hub.subscribe(name='test', types=[events.NOTIFICATION])
+    subscription = env.hub.subscribe(name='window', types=[events.NOTIFICATION], viewer=True)
     second = RemindersPlugin()  # the app starts again
     try:
         await second.start(env.context(''))
@@ -473,24 +469,30 @@ async def test_pending_reminder_survives_a_restart(env: Env) -> None:
         subscription.close()
 
 
-async def test_overdue_reminders_fire_at_start_in_their_language(env: Env) -> None:
+async def test_an_overdue_reminder_waits_for_a_window_then_fires_in_its_language(env: Env) -> None:
     now = time.time()
     stored = json.dumps({'text': 'Blumen gießen', 'lang': 'de', 'seconds': 600})
     env.db.execute('INSERT INTO reminders (text, due_at, created_at, fired) VALUES (?, ?, ?, 0)',
                    (stored, now - 3600, now - 4200))
     env.db.execute('INSERT INTO reminders (text, due_at, created_at, fired) VALUES (?, ?, ?, 1)',
                    (json.dumps({'text': 'already done', 'lang': 'en', 'seconds': 1}), now - 60, now - 61))
-    subscription = env.hub.subscribe(name='test', types=[events.NOTIFICATION])
+    script = env.hub.subscribe(name='script', types=[events.NOTIFICATION])  # not a window
     plugin = RemindersPlugin()
     try:
-        await plugin.start(env.context(''))
-        note = await next_notification(subscription, timeout=2)
+        await plugin.start(env.context(''))  # the app starts with no window connected yet
+        await asyncio.sleep(0.5)
+        assert script.pending == 0  # shown nowhere ...
+        assert [row['fired'] for row in env.db.query('SELECT fired FROM reminders ORDER BY id')] == [0, 1]  # ... so kept
+        window = env.hub.subscribe(name='window', types=[events.NOTIFICATION], viewer=True)
+        note = await next_notification(window, timeout=2)
         assert note.message == '⏰ Erinnerung: Blumen gießen (fällig um 13:05 Uhr)'
+        assert await eventually(lambda: [row['fired'] for row in env.db.query('SELECT fired FROM reminders')] == [1, 1])
         await asyncio.sleep(0.2)
-        assert subscription.pending == 0  # the fired one does not fire again
+        assert window.pending == 0  # the fired one does not fire again
+        window.close()
     finally:
         await plugin.stop()
-        subscription.close()
+        script.close()
 
 
 @pytest.mark.parametrize(('message', 'confirmation', 'text'), [
@@ -510,7 +512,14 @@ async def test_overdue_reminders_fire_at_start_in_their_language(env: Env) -> No
     ('Timer für 30 Sekunden', 'Timer auf 30 Sekunden gestellt – er meldet sich um 14:05:30 Uhr.', ''),
     ('set a timer for 5 minutes', 'Timer set for 5 minutes – it goes off at 14:10.', ''),
     ('remind me in 25 hours to water the plants',
-     "Okay, I'll remind you at 8 May 2024 at 15:05 (in 25 hours): water the plants", 'water the plants'),
+     "Okay, I'll remind you at 8 May 2024 at 15:05 (in 1 day 1 hour): water the plants", 'water the plants'),
+    ('remind me in 2 days to call the bank',
+     "Okay, I'll remind you at 9 May 2024 at 14:05 (in 2 days): call the bank", 'call the bank'),
+    ('erinnere mich in 3 Tagen an die Steuer',
+     'Okay, ich erinnere dich um 10.05.2024 um 14:05 Uhr (in 3 Tagen): die Steuer', 'die Steuer'),
+    ('set a timer for 1 day and 2 hours', 'Timer set for 1 day 2 hours – it goes off at 8 May 2024 at 16:05.', ''),
+    ('remind me in a week to renew the pass',
+     "Okay, I'll remind you at 14 May 2024 at 14:05 (in 7 days): renew the pass", 'renew the pass'),
 ])
 async def test_reminder_is_stored_with_its_language(env: Env, message: str, confirmation: str, text: str) -> None:
     plugin = RemindersPlugin()
@@ -531,10 +540,24 @@ async def test_reminder_without_a_time_asks_for_one(env: Env) -> None:
     assert 'When should I remind you?' in (await ask(plugin, 'remind me to stretch', env) or '')
     assert 'Wann soll ich dich erinnern?' in (await ask(plugin, 'erinnere mich ans Dehnen', env) or '')
     assert await ask(plugin, 'remind me in 2000 hours to renew', env) == 'I can only remind you up to 30 days ahead.'
+    assert await ask(plugin, 'remind me in 31 days to renew', env) == 'I can only remind you up to 30 days ahead.'
+    assert await ask(plugin, 'erinnere mich in 5 Wochen', env) == \
+        'So weit im Voraus kann ich nicht erinnern: höchstens 30 Tage.'
     assert await ask(plugin, 'Timer für 0 Sekunden', env) == 'Das ist zu kurz: mindestens 1 Sekunde.'
     # a question about the past is for the model
     assert await plugin.handle('remind me what we talked about', env.context('remind me what')) is None
     assert await plugin.handle('erinnere mich, wie das hieß', env.context('erinnere mich')) is None
+    assert env.db.query('SELECT * FROM reminders') == []
+
+
+@pytest.mark.parametrize(('message', 'reply'), [
+    ('remind me in -5 minutes to stretch', 'That is in the past. Say how long from now, for example "in 5 minutes".'),
+    ('set a timer for -1 hour', 'That is in the past. Say how long from now, for example "in 5 minutes".'),
+    ('erinnere mich in -2 Tagen an die Steuer',
+     'Das liegt in der Vergangenheit. Sag, in wie viel Zeit, zum Beispiel „in 5 Minuten“.'),
+])
+async def test_a_reminder_in_the_past_is_refused(env: Env, message: str, reply: str) -> None:
+    assert await ask(RemindersPlugin(), message, env) == reply
     assert env.db.query('SELECT * FROM reminders') == []
 
 
@@ -618,14 +641,20 @@ async def test_wikipedia_follows_redirects(env: Env) -> None:
 
 
 @pytest.mark.parametrize(('message', 'expected'), [
-    ('who is Xyzzy Quuxbar?', 'I found no Wikipedia article about “Xyzzy Quuxbar”.'),
-    ('wer ist Xyzzy Quuxbar?', 'Ich habe keinen Wikipedia-Artikel zu „Xyzzy Quuxbar“ gefunden.'),
-    ('who is Jürgen Quuxbar?', 'I found no Wikipedia article about “Jürgen Quuxbar”.'),
-    ('what is the Flux Capacitor?', 'I found no Wikipedia article about “Flux Capacitor”.'),
-    ('was ist die Flux-Kompensation?', 'Ich habe keinen Wikipedia-Artikel zu „Flux-Kompensation“ gefunden.'),
+    ('wikipedia Xyzzy Quuxbar', 'I found no Wikipedia article about “Xyzzy Quuxbar”.'),
+    ('search Wikipedia for Jürgen Quuxbar', 'I found no Wikipedia article about “Jürgen Quuxbar”.'),
+    ('suche auf Wikipedia nach Flux-Kompensation', 'Ich habe keinen Wikipedia-Artikel zu „Flux-Kompensation“ gefunden.'),
 ])
-async def test_wikipedia_not_found(env: Env, message: str, expected: str) -> None:
+async def test_wikipedia_not_found_when_asked_by_name(env: Env, message: str, expected: str) -> None:
     assert await ask(WikipediaPlugin(), message, env) == expected
+
+
+@pytest.mark.parametrize('message', ['who is Xyzzy Quuxbar?', 'wer ist Xyzzy Quuxbar?', 'who is Jürgen Quuxbar?',
+                                     'what is the Flux Capacitor?', 'was ist die Flux-Kompensation?',
+                                     'tell me about Xyzzy Quuxbar'])
+async def test_wikipedia_without_an_article_lets_the_model_answer(env: Env, wiki: FakeWikipedia, message: str) -> None:
+    assert await ask(WikipediaPlugin(), message, env) is None
+    assert wiki.requests  # it did look
 
 
 def free_port() -> int:
@@ -635,20 +664,21 @@ def free_port() -> int:
 
 
 @pytest.mark.parametrize(('message', 'expected'), [
-    ('who is Ada Lovelace', 'Wikipedia is not reachable right now.'),
-    ('wer ist Ada Lovelace?', 'Wikipedia ist gerade nicht erreichbar.'),
+    ('who is Ada Lovelace', None),
+    ('wer ist Ada Lovelace?', None),
+    ('wikipedia Ada Lovelace', 'Wikipedia is not reachable right now.'),
+    ('suche auf Wikipedia nach Ada Lovelace', 'Wikipedia ist gerade nicht erreichbar.'),
 ])
-async def test_wikipedia_offline(env: Env, message: str, expected: str) -> None:
+async def test_wikipedia_offline(env: Env, message: str, expected: str | None) -> None:
+    """Offline, a question goes on to the model; only a request that names Wikipedia hears that it is offline."""
     offline = env.settings.with_changes(wikipedia_url=f'http://127.0.0.1:{free_port()}/{{lang}}')
-    started = time.perf_counter()
     assert await ask(WikipediaPlugin(), message, env, settings=offline) == expected
-    assert time.perf_counter() - started < 5
 
 
 async def test_wikipedia_server_error(env: Env, wiki: FakeWikipedia) -> None:
     wiki.fail_with = 503
-    assert await ask(WikipediaPlugin(), 'who is Ada Lovelace', env) == \
-        'Wikipedia did not answer properly (HTTP 503).'
+    assert await ask(WikipediaPlugin(), 'who is Ada Lovelace', env) is None
+    assert await ask(WikipediaPlugin(), 'wikipedia Ada Lovelace', env) == 'Wikipedia did not answer properly (HTTP 503).'
 
 
 @pytest.mark.parametrize('message', ['what is 2+2', 'was ist 2 hoch 10', 'what is 3*(4+5)?',

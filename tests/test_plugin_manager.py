@@ -1,10 +1,12 @@
-"""The plugin manager: isolation of failing and hanging plugins, entry points, persisted toggles."""
+"""The plugin manager: isolation of failing and hanging plugins, entry points, persisted toggles.
+
+Each test names the plugins it counts on (``set_sources``), so none depends on which third-party
+plugins happen to be installed next to the app."""
 from __future__ import annotations
 
 import asyncio
 import sys
 import textwrap
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,9 +15,11 @@ import pytest
 from jarvis import events
 from jarvis.config import Settings
 from jarvis.plugins.base import Plugin, PluginContext
-from jarvis.plugins.manager import PluginError
+from jarvis.plugins.builtin import BUILTIN_PLUGINS
+from jarvis.plugins.manager import PluginError, PluginNotFound
 from jarvis.services import Services
 
+from .helpers.plugins import entry_points_in
 from .helpers.scripted_model import ScriptedModel
 
 
@@ -52,7 +56,7 @@ class Echo(Plugin):
 @pytest.fixture
 async def services(settings: Settings) -> AsyncIterator[Services]:
     services = Services(settings)
-    services.plugins._builtins = [Broken, Hanging, Echo]  # pylint: disable=protected-access
+    services.plugins.set_sources([Broken, Hanging, Echo])
     await services.start()
     yield services
     await services.stop()
@@ -62,23 +66,21 @@ async def test_a_raising_plugin_is_isolated(services: Services) -> None:
     reply = await services.assistant.send('please break')
     assert reply.status == 'error' and reply.source == 'Broken'
     assert 'the plugin fell over' in reply.text
-    entry = services.plugins.entries['Broken']
-    assert entry.state == 'error' and 'RuntimeError' in entry.error
+    broken = await services.plugins.get('Broken')
+    assert broken.state == 'error' and 'RuntimeError' in broken.error
     assert (await services.assistant.send('echo still here')).text == 'still here'
 
 
 async def test_a_hanging_plugin_times_out(services: Services) -> None:
-    started = time.perf_counter()
     reply = await services.assistant.send('hang on')
-    assert time.perf_counter() - started < 3
     assert reply.status == 'error' and 'did not answer within 0.3 s' in reply.text
-    assert services.plugins.entries['Hanging'].state == 'error'
+    assert (await services.plugins.get('Hanging')).state == 'error'
     assert (await services.assistant.send('echo fine')).text == 'fine'
 
 
 async def test_toggle_persists_publishes_and_skips_disabled(settings: Settings) -> None:
     services = Services(settings)
-    services.plugins._builtins = [Broken, Hanging, Echo]  # pylint: disable=protected-access
+    services.plugins.set_sources([Broken, Hanging, Echo])
     await services.start()
     seen: list = []
     services.hub.subscribe(lambda e: seen.append(e.data), types=[events.PLUGIN_TOGGLED])
@@ -88,27 +90,27 @@ async def test_toggle_persists_publishes_and_skips_disabled(settings: Settings) 
     assert [(t.plugin, t.enabled, t.state) for t in seen] == [('Broken', False, 'disabled'),
                                                              ('Hanging', False, 'disabled')]
     assert (await services.assistant.send('break it')).text == 'echo saw: break it'
-    with pytest.raises(PluginError, match='no plugin called'):
+    with pytest.raises(PluginNotFound, match='no plugin called'):
         await services.plugins.toggle('Nope', True)
     with pytest.raises(PluginError):
         await services.plugins.toggle('x' * 500, True)
     await services.stop()
 
     again = Services(settings)  # a restart
-    again.plugins._builtins = [Broken, Hanging, Echo]  # pylint: disable=protected-access
+    again.plugins.set_sources([Broken, Hanging, Echo])
     await again.start()
     try:
-        assert {e.name: e.enabled for e in again.plugins.list()} == {'Broken': False, 'Hanging': False, 'Echo': True}
+        assert {p.name: p.enabled for p in await again.plugins.list()} == \
+            {'Broken': False, 'Hanging': False, 'Echo': True}
     finally:
         await again.stop()
 
 
 async def test_error_clears_when_toggled(services: Services) -> None:
     await services.assistant.send('break')
-    assert services.plugins.entries['Broken'].state == 'error'
+    assert (await services.plugins.get('Broken')).state == 'error'
     await services.plugins.toggle('Broken', False)
-    await services.plugins.toggle('Broken', True)
-    assert services.plugins.entries['Broken'].state == 'enabled'
+    assert (await services.plugins.toggle('Broken', True)).state == 'enabled'
 
 
 async def test_declining_plugin_lets_the_model_answer(services: Services) -> None:
@@ -152,14 +154,14 @@ async def test_third_party_plugin_from_an_entry_point(settings: Settings, tmp_pa
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.delitem(sys.modules, 'jarvis_dice', raising=False)
     services = Services(settings)
-    services.plugins._builtins = []  # pylint: disable=protected-access
+    services.plugins.set_sources([], installed=entry_points_in(site))
     await services.start()
     try:
-        dice = services.plugins.entries['Dice']
+        dice = await services.plugins.get('Dice')
         assert (dice.source, dice.version, dice.state) == ('installed', '2.1.0', 'enabled')
         reply = await services.assistant.send('Würfle bitte!')
         assert reply.source == 'Dice' and reply.text.startswith('🎲 ')
-        broken = services.plugins.entries['broken']
+        broken = await services.plugins.get('broken')
         assert broken.state == 'error' and 'needs numpy 9' in broken.error
         with pytest.raises(PluginError, match='cannot be enabled'):
             await services.plugins.toggle('broken', True)
@@ -167,11 +169,25 @@ async def test_third_party_plugin_from_an_entry_point(settings: Settings, tmp_pa
         await services.stop()
 
 
-def test_manager_lists_builtins_by_default(settings: Settings) -> None:
+async def test_manager_lists_builtins_by_default(settings: Settings) -> None:
     services = Services(settings)
+    services.plugins.discover()  # the app's own sources: the built-ins, then whatever is installed here
+    listed = await services.plugins.list()
+    assert [p.name for p in listed[:6]] == ['Notes', 'Reminders', 'Time and date', 'System status', 'Calculator',
+                                            'Wikipedia']
+    assert all(p.source == 'built-in' for p in listed[:6]) and all(p.source == 'installed' for p in listed[6:])
+    services.db.close()
+
+
+async def test_a_manager_with_chosen_sources_ignores_what_is_installed(settings: Settings, tmp_path: Path) -> None:
+    site = tmp_path / 'site'
+    site.mkdir()
+    write_third_party_plugin(site)
+    services = Services(settings)
+    services.plugins.set_sources(BUILTIN_PLUGINS)
     services.plugins.discover()
-    names = [e.name for e in services.plugins.list()]
-    assert names == ['Notes', 'Reminders', 'Time and date', 'System status', 'Calculator', 'Wikipedia']
+    assert [p.name for p in await services.plugins.list()] == [plugin.name for plugin in BUILTIN_PLUGINS]
+    assert entry_points_in(site)  # there was something to ignore
     services.db.close()
 
 
@@ -189,13 +205,18 @@ async def test_the_readme_example_plugin_works(settings: Settings, tmp_path: Pat
     monkeypatch.syspath_prepend(str(tmp_path / 'site'))
     monkeypatch.delitem(sys.modules, 'jarvis_dice', raising=False)  # another test's jarvis_dice
     services = Services(settings)
-    services.plugins._builtins = []  # pylint: disable=protected-access
+    services.plugins.set_sources([], installed=entry_points_in(tmp_path / 'site'))
     await services.start()
     try:
         english = await services.assistant.send('roll 3 dice')
         assert english.source == 'Dice' and english.text.startswith('Rolled: ') and english.text.count(',') == 2
-        await services.plugins.configure('Dice', {'sides': 1})
+        dice = await services.plugins.get('Dice')
+        assert dice.settings == {'sides': 6} and dice.specs['sides'].lowest == 1
+        assert (await services.plugins.configure('Dice', {'sides': 1})).settings == {'sides': 1}
         assert (await services.assistant.send('Bitte würfle 2 Würfel')).text == 'Gewürfelt: 1, 1'
         assert (await services.assistant.send('roll 99 dice')).text == 'I roll 1 to 20 dice.'
+        with pytest.raises(PluginError, match='sides must be a whole number from 1 to 100'):
+            await services.plugins.configure('Dice', {'sides': 0})
+        assert (await services.plugins.get('Dice')).settings == {'sides': 1}
     finally:
         await services.stop()

@@ -18,7 +18,7 @@ from .. import __version__, events
 from ..assistant.assistant import ChatInputError
 from ..assistant.conversations import ConversationNotFound
 from ..models.base import ModelError
-from ..plugins.manager import PluginError
+from ..plugins.manager import PluginError, PluginNotFound
 from ..services import Services
 from .errors import error
 from .schemas import ChatRequest, ConversationId, LoadModelRequest, PluginSettingsRequest, TogglePluginRequest
@@ -159,23 +159,28 @@ def _add_routes(app: APIRouter, services: Services) -> None:
 
     @app.get('/api/plugins', tags=['plugins'])
     async def list_plugins() -> Any:
-        return [entry.to_dict() for entry in plugins.list()]
+        """Every plugin with its state, the settings in effect and what each setting may be."""
+        return [info.to_dict() for info in await plugins.list()]
 
     @app.post('/api/plugins/toggle', tags=['plugins'])
     async def toggle_plugin(request: TogglePluginRequest) -> Any:
         try:
-            entry = await plugins.toggle(request.plugin, request.enabled)
+            return (await plugins.toggle(request.plugin, request.enabled)).to_dict()
+        except PluginNotFound as problem:
+            return error(404, str(problem))
         except PluginError as problem:
-            return error(404 if 'no plugin called' in str(problem) else 422, str(problem))
-        return entry.to_dict()
+            return error(422, str(problem))
 
     @app.post('/api/plugins/settings', tags=['plugins'])
     async def configure_plugin(request: PluginSettingsRequest) -> Any:
+        """Change some of a plugin's settings; all are checked before any is stored."""
         try:
-            values = await plugins.configure(request.plugin, request.settings)
+            info = await plugins.configure(request.plugin, request.settings)
+        except PluginNotFound as problem:
+            return error(404, str(problem))
         except PluginError as problem:
-            return error(404 if 'no plugin called' in str(problem) else 422, str(problem))
-        return {'plugin': request.plugin, 'settings': values}
+            return error(422, str(problem))
+        return {'plugin': info.name, 'settings': info.settings}
 
 
 def _model_dict(info: Any) -> dict:

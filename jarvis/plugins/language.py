@@ -16,11 +16,12 @@ _ENGLISH_WORDS = {
     'remind', 'minutes', 'hours', 'seconds', 'in', 'to', 'about', 'busy', 'which', 'date', 'calculate',
 }
 _WORD = re.compile(r"[a-zäöüß]+", re.IGNORECASE)
+_UMLAUT = re.compile(r'[äöüß]', re.IGNORECASE)
 
 
 def guess_language(text: str) -> str:
     """'de' or 'en' (English when in doubt)."""
-    if re.search(r'[äöüß]', text, re.IGNORECASE):
+    if _UMLAUT.search(text):
         return 'de'
     words = [w.lower() for w in _WORD.findall(text)]
     german = sum(w in _GERMAN_WORDS for w in words)

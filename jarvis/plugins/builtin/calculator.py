@@ -19,10 +19,15 @@ EXACT_BITS = 300  # integers up to about 90 digits are shown exactly, longer one
 
 Number = int | float
 
-_LEAD = r"^\s*(?:(?:hey\s+|ok\s+)?jarvis\s*[,:]?\s*)?(?:please\s+|bitte\s+)?"
+# No two unbounded repeats here can take the same characters one after the other, none is nested in
+# another, and none starts a search unguarded: each pattern decides a 32,000-character message in one
+# pass (tests/test_plugin_isolation.py audits every pattern of the built-ins).
+_LEAD = r"^\s*(?:(?:hey\s+|ok\s+)?jarvis\b(?:\s*[,:])?\s*)?(?:please\s+|bitte\s+)?"
 _TRIGGER = (r"(?:what(?:'s|\s+is|\s+are)|calculate|compute|evaluate|how\s+much\s+is|"
             r"was\s+(?:ist|sind|ergibt|gibt)|(?:be)?rechne(?:\s+(?:mal|aus))?|wie\s*viel\s+(?:ist|sind|ergibt|gibt))")
-_PREFIX = re.compile(rf'{_LEAD}{_TRIGGER}\b\s*:?\s*', re.IGNORECASE)
+_PREFIX = re.compile(rf'{_LEAD}{_TRIGGER}\b\s*(?::\s*)?', re.IGNORECASE)
+_TRAILING_PLEASE = re.compile(r'\b(?:please|bitte)\s*$', re.IGNORECASE)
+_TRAILING_PUNCTUATION = re.compile(r'(?<![\s?=.])[\s?=.]+$')
 _GERMAN = re.compile(r'\b(?:was|ist|sind|ergibt|rechne|berechne|wie|viel|wieviel|mal|geteilt|dividiert|hoch|wurzel|'
                      r'aus|fakultät|durch|quadrat)\b', re.IGNORECASE)
 _ENGLISH = re.compile(r"\b(?:what|what's|is|are|calculate|compute|evaluate|how|much|times|divided|by|power|squared|"
@@ -30,15 +35,26 @@ _ENGLISH = re.compile(r"\b(?:what|what's|is|are|calculate|compute|evaluate|how|m
 _NUM = r'(?:\d[\d.,]*|pi|π)'
 _WORD_OP = r'(?:mal|times|plus|minus|hoch|geteilt\s+durch|durch|divided\s+by|x)'
 _FUNCTION_WORDS = r'(?:sqrt|wurzel|sin|cos|tan|log10|log|ln|exp|abs|round|floor|ceil|factorial|fakultät)'
+_DECIMAL_COMMA = re.compile(r'(?<=\d),(?=\d)')
+_THOUSANDS_COMMA = re.compile(r'(?<=\d),(?=\d{3}\b)')
+_CALL = re.compile(r'[a-z_]\s*\(')
+_SPACES = re.compile(r'\s+')
+_DECIMAL_POINT = re.compile(r'(?<=\d)\.(?=\d)')
+_ARITHMETIC_HINT = re.compile(r'\d\s*(?:[+*/^×÷%]|\*\*)|\d\s+-\s*\d|[+*/^×÷]\s*\d')
+_WORDS_OF_MATHS = re.compile(rf'\b(?:{_FUNCTION_WORDS}|pi|e|{_WORD_OP})\b')
+_SYMBOLS_OF_MATHS = re.compile(r'[\d\s.,+\-*/^×÷%()!π:°−–]*')
+_DIGIT = re.compile(r'\d')
 
 # Words and symbols people type, rewritten into Python's arithmetic syntax. Order matters.
-_REWRITES: list[tuple[str, str]] = [
+_REWRITES: list[tuple[re.Pattern[str], str]] = [(re.compile(pattern), replacement) for pattern, replacement in [
     (r'[−–]', '-'),
     (r'[×·]', '*'),
     (r'÷', '/'),
     (r'π', 'pi'),
     (r'(?<=\S)\s+:\s+(?=\S)', ' / '),  # German division sign, only with spaces ("12:30" stays a time)
-    (r'(?:square\s+root\s+of|(?:quadrat)?wurzel\s+(?:aus|von))\s*(-?\d+(?:[.,]\d+)?|pi|e)\b', r'sqrt(\1)'),
+    # "the square root of 144", "die Wurzel aus 144": the article goes too
+    (r'(?:\b(?:the|die|der|das|den)\s+)?(?:square\s+root\s+of|(?:quadrat)?wurzel\s+(?:aus|von))\s*'
+     r'(-?\d+(?:[.,]\d+)?|pi|e)\b', r'sqrt(\1)'),
     (r'\bwurzel\b', 'sqrt'),
     (r'\bfakultät\b', 'factorial'),
     (r'\b(?:geteilt|dividiert)\s+durch\b|\bdivided\s+by\b|\bdurch\b', ' / '),
@@ -51,9 +67,9 @@ _REWRITES: list[tuple[str, str]] = [
     (r'\bmodulo\b|\bmod\b', ' % '),
     (r'(?<=[\d)])\s*x\s*(?=[\d(])', ' * '),
     (r'\^', '**'),
-    (r'(\d+(?:\.\d+)?)\s*°', r'(\1*pi/180)'),
+    (r'(?<![\d.])(\d+(?:\.\d+)?)\s*°', r'(\1*pi/180)'),
     (r'\b(\d+)!(?!=)', r'factorial(\1)'),
-]
+]]
 
 
 class NotAnExpression(Exception):
@@ -111,31 +127,47 @@ class Calculation:
 def extract_expression(message: str) -> str:
     """The part of the message after a trigger such as "what is" or "rechne"."""
     text = _PREFIX.sub('', message, count=1).strip()
-    text = re.sub(r'\s*(?:please|bitte)\s*$', '', text, flags=re.IGNORECASE)
-    text = re.sub(r'(?<![\d)])!+\s*$', '', text)  # "what is 2+2!?" ends in punctuation; "5!" is a factorial
-    return re.sub(r'[\s?=.]+$', '', text).strip()
+    text = _TRAILING_PLEASE.sub('', text)
+    text = _strip_exclamations(text)  # "what is 2+2!" ends in punctuation; "5!" is a factorial
+    return _TRAILING_PUNCTUATION.sub('', text).strip()
+
+
+def _strip_exclamations(text: str) -> str:
+    """Drop the exclamation marks at the end, but keep one right after a number or ")": a factorial."""
+    text = text.rstrip()
+    start = len(text)
+    while start and text[start - 1] == '!':
+        start -= 1
+    if start == len(text):
+        return text
+    if start and (text[start - 1].isdigit() or text[start - 1] == ')'):
+        start += 1
+    return text[:start]
 
 
 def normalise(expression: str, language: str) -> str:
     text = expression.lower()
     for pattern, replacement in _REWRITES:
-        text = re.sub(pattern, replacement, text)
+        text = pattern.sub(replacement, text)
     if language == 'de':
-        text = re.sub(r'(?<=\d),(?=\d)', '.', text)  # 2,5 is a decimal comma
+        text = _DECIMAL_COMMA.sub('.', text)  # 2,5 is a decimal comma
         text = text.replace(';', ',')  # with a decimal comma, German calculators separate arguments by ';'
-    elif re.search(r'[a-z_]\s*\(', text) is None:  # inside a call a comma separates arguments
-        text = re.sub(r'(?<=\d),(?=\d{3}\b)', '', text)  # 1,000 is a thousand in English
-        text = re.sub(r'(?<=\d),(?=\d)', '.', text)  # 2,5 from a German keyboard
-    return re.sub(r'\s+', ' ', text).strip()
+    elif _CALL.search(text) is None:  # inside a call a comma separates arguments
+        text = _THOUSANDS_COMMA.sub('', text)  # 1,000 is a thousand in English
+        text = _DECIMAL_COMMA.sub('.', text)  # 2,5 from a German keyboard
+    return _SPACES.sub(' ', text).strip()
 
 
 def looks_like_arithmetic(text: str) -> bool:
     """Whether the text (a message or the part after "what is") is a calculation."""
+    expression = extract_expression(text)
+    if len(expression) > MAX_CHARS:
+        return _is_mathematical(expression)
     try:
-        parse(normalise(extract_expression(text), 'en'))
+        parse(normalise(expression, 'en'))
     except (NotAnExpression, CalculationError):
         # "15% of 80", "3 * x": still arithmetic, though not one this calculator takes
-        return bool(re.search(r'\d\s*(?:[+*/^×÷%]|\*\*)|\d\s+-\s*\d|[+*/^×÷]\s*\d', text))
+        return bool(_ARITHMETIC_HINT.search(text))
     return True
 
 
@@ -340,14 +372,14 @@ def format_number(value: Number, language: str) -> str:
 def format_expression(expression: str, language: str) -> str:
     text = expression.replace(' ** ', '^').replace('**', '^')
     if language == 'de':  # decimal comma, so arguments are separated by ';'
-        text = re.sub(r'(?<=\d)\.(?=\d)', ',', text.replace(', ', '; '))
+        text = _DECIMAL_POINT.sub(',', text.replace(', ', '; '))
     return text
 
 
 def _is_mathematical(expression: str) -> bool:
     """For over-long input: refuse a calculation, but let an ordinary long question pass on."""
-    rest = re.sub(rf'\b(?:{_FUNCTION_WORDS}|pi|e|{_WORD_OP})\b', ' ', expression.lower())
-    return bool(re.search(r'\d', rest)) and re.fullmatch(r'[\d\s.,+\-*/^×÷%()!π:°−–]*', rest) is not None
+    rest = _WORDS_OF_MATHS.sub(' ', expression.lower())
+    return bool(_DIGIT.search(rest)) and _SYMBOLS_OF_MATHS.fullmatch(rest) is not None
 
 
 class CalculatorPlugin(Plugin):
@@ -356,8 +388,8 @@ class CalculatorPlugin(Plugin):
     version = '1.0.0'
     patterns = [
         rf'{_LEAD}{_TRIGGER}\b(?=.*(?:\d|\b{_FUNCTION_WORDS}\s*\())',
-        r'^(?=.*\d)(?=.*[-+*/^×÷%!])\s*[\d\s.,+\-*/^×÷%()!π]+[?=]?\s*$',
-        rf'^\s*[-+(]*\s*{_NUM}\s*{_WORD_OP}\s*[-+(]*\s*{_NUM}[\d\s.,+\-*/^×÷%()]*[?=]?\s*$',
+        r'^(?=.*\d)(?=.*[-+*/^×÷%!])[\d\s.,+\-*/^×÷%()!π]+(?:[?=]\s*)?$',
+        rf'^[\s\-+(]*{_NUM}\s*{_WORD_OP}[\s\-+(]*(?:\d|pi|π)[\d\s.,+\-*/^×÷%()]*(?:[?=]\s*)?$',
         rf'^\s*{_FUNCTION_WORDS}\s*\(',
     ]
 

@@ -7,21 +7,25 @@ import time
 from ..base import Plugin, PluginContext
 from ..language import language_by_vocabulary
 
+# Optional parts never sit between two repeats that take the same characters ("\s*[:,]?\s*" would try
+# every split of a long run of spaces): a 32,000-character message is decided in one pass.
 _ADD = re.compile(
     r'(?s)^\s*(?:(?:note(?:\s+to\s+self)?|notiz|remember)\s*:'
-    r'|(?:(?:take|make|add)\s+(?:a\s+)?note|merke?\s+dir|notiere(?:\s+dir)?|neue\s+notiz)\s*[:,]?)\s*(?P<text>\S.*)$',
+    r'|(?:(?:take|make|add)\s+(?:a\s+)?note|merke?\s+dir|notiere(?:\s+dir)?|neue\s+notiz)(?:\s*[:,])?)'
+    r'\s*(?P<text>\S.*)$',
     re.IGNORECASE)
 _LIST = re.compile(
     r'\b(?:show|list|display|read|what are)\s+(?:me\s+)?(?:all\s+)?(?:of\s+)?(?:my\s+|the\s+)?notes\b'
-    r'|^\s*(?:my\s+)?notes\s*[?.!]*\s*$'
+    r'|^\s*(?:my\s+)?notes[\s?.!]*$'
     r'|\b(?:zeige?|zeig|liste|lies|was sind)\s+(?:mir\s+)?(?:alle\s+)?(?:meine\s+|die\s+)?notizen\b'
-    r'|^\s*(?:meine\s+)?notizen\s*[?.!]*\s*$'
+    r'|^\s*(?:meine\s+)?notizen[\s?.!]*$'
     r'|\bwelche\s+notizen\b|\bhow\s+many\s+notes\b|\bwie\s*viele\s+notizen\b',
     re.IGNORECASE)
+# note numbers have at most 9 digits: int() of a 32,000-digit number would raise
 _DELETE = re.compile(
-    r'\b(?:delete|remove|erase)\s+(?:the\s+)?note\b(?:\s*(?:number|no\.?|nr\.?|#)?\s*(?P<en>\d+))?'
-    r'|\b(?:lösche|lösch|entferne)\s+(?:die\s+)?notiz\b(?:\s*(?:nummer|nr\.?|#)?\s*(?P<de>\d+))?'
-    r'|\bnotiz\s*(?:nummer|nr\.?|#)?\s*(?P<de2>\d+)\s+(?:löschen|entfernen)\b',
+    r'\b(?:delete|remove|erase)\s+(?:the\s+)?note\b(?:(?:\s*(?:number|no\.?|nr\.?|#))?\s*(?P<en>\d{1,9})(?!\d))?'
+    r'|\b(?:lösche|lösch|entferne)\s+(?:die\s+)?notiz\b(?:(?:\s*(?:nummer|nr\.?|#))?\s*(?P<de>\d{1,9})(?!\d))?'
+    r'|\bnotiz(?:\s*(?:nummer|nr\.?|#))?\s*(?P<de2>\d{1,9})\s+(?:löschen|entfernen)\b',
     re.IGNORECASE)
 _DELETE_ALL = re.compile(r'\b(?:delete|remove|erase|clear)\s+all\s+(?:my\s+|the\s+)?notes\b'
                          r'|\b(?:lösche|lösch|entferne)\s+alle\s+(?:meine\s+)?notizen\b', re.IGNORECASE)

@@ -2,7 +2,8 @@
 
 Each reminder is a row in ``reminders``; its ``text`` column holds JSON with the language, so the
 notification is worded like the request. ``start`` schedules every pending row, so reminders
-survive a restart (overdue ones fire at once); a fired reminder is marked ``fired = 1``.
+survive a restart. A reminder is shown only once a window is there to show it (one that came due while
+the app was closed waits for the first window, then says when it was due); then it is marked ``fired = 1``.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from ..base import Plugin, PluginContext
 from ..language import language_by_vocabulary
@@ -29,7 +31,10 @@ _UNITS: list[tuple[str, int]] = [
     (r'seconds?|secs?|sekunden?|sek|s', 1),
     (r'minutes?|mins?|minuten?|min|m', 60),
     (r'hours?|hrs?|stunden?|std|h', 3600),
+    (r'days?|tag(?:en?)?|d', 86400),
+    (r'weeks?|wochen?', 7 * 86400),
 ]
+_UNIT_RES = [(re.compile(pattern, re.IGNORECASE), factor) for pattern, factor in _UNITS]
 _NUMBER_WORDS: dict[str, float] = {
     'half an': 0.5, 'half a': 0.5, 'eine halbe': 0.5, 'einer halben': 0.5, 'einen halben': 0.5,
     'anderthalb': 1.5, 'eineinhalb': 1.5,
@@ -38,13 +43,19 @@ _NUMBER_WORDS: dict[str, float] = {
     'ten': 10, 'zehn': 10, 'fifteen': 15, 'fünfzehn': 15, 'twenty': 20, 'zwanzig': 20,
     'thirty': 30, 'dreißig': 30, 'forty-five': 45, 'fünfundvierzig': 45,
 }
-_WORDS = '|'.join(sorted((re.escape(word).replace(r'\ ', r'\s+') for word in _NUMBER_WORDS), key=len, reverse=True))
+# Every repeat in a duration is bounded, and a number starts only where a run of digits starts: a
+# message of 32,000 digits is decided at once, not retried from each digit with every length.
+_WORDS = '|'.join(sorted((re.escape(word).replace(r'\ ', r'\s{1,3}') for word in _NUMBER_WORDS),
+                         key=len, reverse=True))
 _UNIT = '|'.join(pattern for pattern, _ in _UNITS)
-_FULL_UNIT = r'seconds?|sekunden?|minutes?|minuten?|hours?|stunden?'
-# "5m" and "30 s" after digits, but a number word needs the whole unit: "am" is not "a m(inute)"
-_PART = rf'(?:\d+(?:[.,]\d+)?\s*(?:{_UNIT})|\b(?:{_WORDS})\s+(?:{_FULL_UNIT}))\b'
-_PART_PARSE = re.compile(rf'(?P<number>\d+(?:[.,]\d+)?|\b(?:{_WORDS}))\s*(?P<unit>{_UNIT})\b', re.IGNORECASE)
-_DURATION = rf'{_PART}(?:\s*(?:,|and|und)?\s*{_PART})*'
+_FULL_UNIT = r'seconds?|sekunden?|minutes?|minuten?|hours?|stunden?|days?|tag(?:en?)?|weeks?|wochen?'
+_AMOUNT = r'\d{1,9}(?:[.,]\d{1,6})?'
+# "5m" and "30 s" after digits, but a number word needs the whole unit: "am" is not "a m(inute)";
+# "-5 minutes" keeps its sign, so that a time in the past is refused instead of read as "5 minutes"
+_PART = rf'(?:(?<![\w.,-])-?{_AMOUNT}\s{{0,3}}(?:{_UNIT})|\b(?:{_WORDS})\s{{1,3}}(?:{_FULL_UNIT}))\b'
+_PART_PARSE = re.compile(rf'(?:(?P<sign>-)?(?P<digits>{_AMOUNT})\s{{0,3}}(?P<unit>{_UNIT})'
+                         rf'|\b(?P<words>{_WORDS})\s{{1,3}}(?P<full_unit>{_FULL_UNIT}))\b', re.IGNORECASE)
+_DURATION = rf'{_PART}(?:\s{{0,3}}(?:,|and|und)?\s{{0,3}}{_PART}){{0,5}}'
 _WITH_PREPOSITION = re.compile(rf'\b(?:in|for|für|nach|auf|von)\s+{_DURATION}', re.IGNORECASE)
 _BARE_DURATION = re.compile(_DURATION, re.IGNORECASE)
 
@@ -57,23 +68,33 @@ _LIST_RE = re.compile(
     r'\b(?:show|list|what are)\s+(?:me\s+)?(?:all\s+)?(?:my\s+|the\s+)?(?:reminders|timers)\b'
     r'|\b(?:zeige?|zeig|liste|welche)\s+(?:mir\s+)?(?:alle\s+)?(?:meine\s+|die\s+)?(?:erinnerungen|timer)\b',
     re.IGNORECASE)
+# reminder numbers have at most 9 digits: int() of a 32,000-digit number would raise
 _CANCEL_RE = re.compile(
-    r'\b(?:cancel|delete|remove|stop)\s+(?:the\s+)?(?:reminder|timer)\b(?:\s*(?:number|no\.?|#)?\s*(?P<en>\d+))?'
+    r'\b(?:cancel|delete|remove|stop)\s+(?:the\s+)?(?:reminder|timer)\b'
+    r'(?:(?:\s*(?:number|no\.?|#))?\s*(?P<en>\d{1,9})(?!\d))?'
     r'|\b(?:lösche|lösch|entferne|stoppe?)\s+(?:die\s+|den\s+)?(?:erinnerung|timer)\b'
-    r'(?:\s*(?:nummer|nr\.?|#)?\s*(?P<de>\d+))?',
+    r'(?:(?:\s*(?:nummer|nr\.?|#))?\s*(?P<de>\d{1,9})(?!\d))?',
     re.IGNORECASE)
 _GERMAN = re.compile(r'\b(?:erinnere?|erinner|mich|für|auf|nach|stelle?|starte?|setze?|einen?|einer|halben?|'
-                     r'sekunden?|minuten|stunden?|erinnerungen?|zeige?|zeig|mir|meine|lösche|lösch|entferne|'
-                     r'stoppe|welche|wecker|anderthalb|ans|an|daran|dass)\b', re.IGNORECASE)
+                     r'sekunden?|minuten|stunden?|tage?n?|wochen?|erinnerungen?|zeige?|zeig|mir|meine|lösche|lösch|'
+                     r'entferne|stoppe|welche|wecker|anderthalb|ans|an|daran|dass)\b', re.IGNORECASE)
 _ENGLISH = re.compile(r'\b(?:remind|me|set|start|create|for|a|an|half|seconds?|secs?|minutes?|mins?|hours?|hrs?|'
-                      r'reminders?|timers?|show|list|what|are|my|cancel|delete|remove|stop|to|that|about)\b',
-                      re.IGNORECASE)
+                      r'days?|weeks?|reminders?|timers?|show|list|what|are|my|cancel|delete|remove|stop|to|that|'
+                      r'about)\b', re.IGNORECASE)
 _RECALL = re.compile(r'\bremind\s+me\s+(?:what|who|how|why|where|which|whether|if)\b'
-                     r'|\berinnere?\s+mich\s*,?\s*(?:daran\s*,?\s*)?(?:was|wer|wie|warum|wo|welche[rsnm]?|ob)\b',
+                     r'|\berinnere?\s+mich\s*(?:,\s*)?(?:daran\s*(?:,\s*)?)?(?:was|wer|wie|warum|wo|welche[rsnm]?|ob)\b',
                      re.IGNORECASE)
-_CONNECTOR = re.compile(r'^\s*(?:[,:;.\-–]+|(?:to|that|about|of|for|ans|an|am|zu|zum|zur|daran|dass|für|please|'
+# matched at a position (never searched): the little words between the command and what to remind of
+_CONNECTOR = re.compile(r'(?:[,:;.\-–]|(?:to|that|about|of|for|ans|an|am|zu|zum|zur|daran|dass|für|please|'
                         r'bitte|mal)\b)\s*', re.IGNORECASE)
-_TRAILING = re.compile(r'\s*(?:[,.!?]+|\bplease\b|\bbitte\b)\s*$', re.IGNORECASE)
+_TRAILING_WORDS = ('please', 'bitte')
+_SPACES = re.compile(r'\s+')
+
+
+class Duration(NamedTuple):
+    seconds: float
+    span: tuple[int, int]  # where in the message it was written
+    negative: bool  # "in -5 minutes": a moment in the past
 
 
 @dataclass(frozen=True)
@@ -106,42 +127,76 @@ class Reminder:
         return f'Timer ({format_duration(self.seconds, self.language)})'
 
 
-def parse_duration(text: str) -> tuple[float, tuple[int, int]] | None:
-    """Seconds and the span they were written in; a duration after "in"/"für" wins over one in the text."""
+def parse_duration(text: str) -> Duration | None:
+    """The duration in a message; one after "in"/"für" wins over one elsewhere in the text."""
     found = _WITH_PREPOSITION.search(text) or _BARE_DURATION.search(text)
     if found is None:
         return None
-    seconds = 0.0
+    seconds, negative = 0.0, False
     for part in _PART_PARSE.finditer(found.group(0)):
-        number = part.group('number').lower()
-        amount = float(number.replace(',', '.')) if number[0].isdigit() else _NUMBER_WORDS[re.sub(r'\s+', ' ', number)]
-        unit = part.group('unit').lower()
-        seconds += amount * next(factor for pattern, factor in _UNITS if re.fullmatch(pattern, unit))
-    return seconds, found.span()
+        if part.group('digits') is not None:
+            amount, unit = float(part.group('digits').replace(',', '.')), part.group('unit')
+        else:
+            amount, unit = _NUMBER_WORDS[_SPACES.sub(' ', part.group('words').lower())], part.group('full_unit')
+        seconds += amount * next(factor for pattern, factor in _UNIT_RES if pattern.fullmatch(unit))
+        negative = negative or part.group('sign') is not None
+    return Duration(seconds, found.span(), negative)
 
 
 def extract_text(message: str, span: tuple[int, int]) -> str:
-    """What to remind of: the message without the trigger, the duration and the little words around them."""
-    text = f'{message[:span[0]]} {message[span[1]:]}'
-    text = _CREATE_RE.sub(' ', text, count=1)
-    text = re.sub(r'\s+', ' ', text).strip()
-    previous = None
-    while previous != text:
-        previous = text
-        text = _CONNECTOR.sub('', text)
-        text = _TRAILING.sub('', text)
-    return text.strip()
+    """What to remind of: the message without the trigger, the duration and the little words around them.
+
+    It moves two indices instead of cutting the text again for each little word, so a message of
+    thousands of "to to to ..." takes one pass."""
+    text = _CREATE_RE.sub(' ', f'{message[:span[0]]} {message[span[1]:]}', count=1)
+    text = _SPACES.sub(' ', text).strip()
+    start, end = 0, len(text)
+    while True:
+        before = (start, end)
+        if (connector := _CONNECTOR.match(text, start, end)) is not None:
+            start = connector.end()
+        end = _before_trailing(text, start, end)
+        if (start, end) == before:
+            return text[start:end].strip()
 
 
-def format_duration(seconds: float, language: str) -> str:
+def _before_trailing(text: str, start: int, end: int) -> int:
+    """Where the text ends without one trailing ",.!?" run or "please"/"bitte" (and the spaces around)."""
+    stop = end
+    while stop > start and text[stop - 1].isspace():
+        stop -= 1
+    if stop > start and text[stop - 1] in ',.!?':
+        while stop > start and text[stop - 1] in ',.!?':
+            stop -= 1
+    else:
+        for word in _TRAILING_WORDS:
+            first = stop - len(word)
+            if first >= start and text[first:stop].lower() == word and (first == start or not _is_word(text[first - 1])):
+                stop = first
+                break
+        else:
+            return end
+    while stop > start and text[stop - 1].isspace():
+        stop -= 1
+    return stop
+
+
+def _is_word(char: str) -> bool:
+    return char.isalnum() or char == '_'
+
+
+def format_duration(seconds: float, language: str, after_in: bool = False) -> str:
+    """"2 hours 30 minutes", "1 Tag 2 Stunden"; ``after_in``: German's dative ("in 3 Tagen")."""
     total = round(seconds)
-    hours, rest = divmod(total, 3600)
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
-    names = {'de': (('Stunde', 'Stunden'), ('Minute', 'Minuten'), ('Sekunde', 'Sekunden')),
-             'en': (('hour', 'hours'), ('minute', 'minutes'), ('second', 'seconds'))}[language]
+    names = {'de': (('Tag', 'Tagen' if after_in else 'Tage'), ('Stunde', 'Stunden'), ('Minute', 'Minuten'),
+                    ('Sekunde', 'Sekunden')),
+             'en': (('day', 'days'), ('hour', 'hours'), ('minute', 'minutes'), ('second', 'seconds'))}[language]
     parts = [f'{count} {name[0] if count == 1 else name[1]}'
-             for count, name in zip((hours, minutes, secs), names) if count]
-    return ' '.join(parts) or f'0 {names[2][1]}'
+             for count, name in zip((days, hours, minutes, secs), names) if count]
+    return ' '.join(parts) or f'0 {names[3][1]}'
 
 
 def format_due(due: datetime, now: datetime, language: str, with_seconds: bool) -> str:
@@ -198,7 +253,7 @@ class RemindersPlugin(Plugin):
             return await self._create(message, context, language)
         return None
 
-    async def _create(self, message: str, context: PluginContext, language: str) -> str:
+    async def _create(self, message: str, context: PluginContext, language: str) -> str | None:
         parsed = parse_duration(message)
         if parsed is None:
             if _RECALL.search(message):  # "remind me what we said": a question for the model
@@ -208,7 +263,11 @@ class RemindersPlugin(Plugin):
                         'oder „Timer für 5 Minuten“.')
             return 'When should I remind you? Say for example "remind me in 10 minutes to stretch" ' \
                    'or "set a timer for 5 minutes".'
-        seconds, span = parsed
+        seconds, span, negative = parsed
+        if negative:
+            if language == 'de':
+                return 'Das liegt in der Vergangenheit. Sag, in wie viel Zeit, zum Beispiel „in 5 Minuten“.'
+            return 'That is in the past. Say how long from now, for example "in 5 minutes".'
         if seconds < 1:
             if language == 'de':
                 return 'Das ist zu kurz: mindestens 1 Sekunde.'
@@ -226,7 +285,7 @@ class RemindersPlugin(Plugin):
         duration = format_duration(seconds, language)
         if reminder.text:
             if language == 'de':
-                return f'Okay, ich erinnere dich um {due} (in {duration}): {reminder.text}'
+                return f'Okay, ich erinnere dich um {due} (in {format_duration(seconds, language, True)}): {reminder.text}'
             return f"Okay, I'll remind you at {due} (in {duration}): {reminder.text}"
         if language == 'de':
             return f'Timer auf {duration} gestellt – er meldet sich um {due}.'
@@ -294,12 +353,16 @@ class RemindersPlugin(Plugin):
         if context is None:
             return
         try:
+            # a reminder nobody sees is not done: it waits for a window (also one that came due while the
+            # app was closed, which is why "fired" is written only after it was shown)
+            await context.wait_for_window()
             reminder = Reminder.decode(stored)
             text = reminder.notification()
-            late = round(self.clock() - due_at)
+            late = self.clock() - due_at
             if late > LATE_AFTER_S:
                 now = context.now()
-                due = format_due(now - timedelta(seconds=late), now, reminder.language, with_seconds=False)
+                was_due = now - timedelta(minutes=round(late / 60))  # shown to the minute
+                due = format_due(was_due, now, reminder.language, with_seconds=False)
                 text += f' (fällig um {due})' if reminder.language == 'de' else f' (was due at {due})'
             context.notify_all_windows(text, 'warning')
             await context.db.aexecute('UPDATE reminders SET fired = 1 WHERE id = ?', (reminder_id,))

@@ -1,6 +1,7 @@
-"""System status from the latest metrics sample: CPU load, memory, disk space and GPU readings."""
+"""System status from a fresh metrics sample: CPU load, memory, disk space and GPU readings."""
 from __future__ import annotations
 
+import logging
 import re
 import time
 
@@ -13,6 +14,7 @@ _MEMORY = re.compile(r'\b(?:memory|ram|arbeitsspeicher|speicher)\b', re.IGNORECA
 _DISK = re.compile(r'\b(?:disk|drive|hard drive|festplatte|platte|ssd|laufwerk|storage|speicherplatz|platz)\b',
                    re.IGNORECASE)
 _GPU = re.compile(r'\b(?:gpus?|grafikkarte|graphics card|vram)\b', re.IGNORECASE)
+_MEMORY_ITSELF = re.compile(r'\b(?:ram|arbeitsspeicher|memory)\b', re.IGNORECASE)
 _OVERVIEW = re.compile(r'\bsystem ?status\b|\bsystemauslastung\b|\bsystem (?:load|usage)\b', re.IGNORECASE)
 _GERMAN = re.compile(r'\b(?:wie|ist|die|der|meine?|auslastung|ausgelastet|belegt|frei|speicher|arbeitsspeicher|'
                      r'festplatte|platz|temperatur|grafikkarte|prozessor|laufwerk|speicherplatz)\b', re.IGNORECASE)
@@ -23,13 +25,17 @@ _LOAD_WORDS = r'(?:load|usage|busy|used|utili[sz]ation|auslastung|ausgelastet|be
 _FREE_WORDS = r'(?:free|used|usage|available|left|full|frei|belegt|verfügbar|übrig|voll|auslastung|ausgelastet|' \
               r'how much|wie ?viel|status)'
 
-STALE_AFTER_S = 60.0  # the sampler runs only while a window is open: say when a reading is old
+log = logging.getLogger(__name__)
+
+STALE_AFTER_S = 60.0  # should a fresh reading fail, the answer says how old the one it gives is
+MAX_QUESTION_CHARS = 300  # a long message that mentions the CPU in passing is for the model
 
 
 class SystemStatusPlugin(Plugin):
     name = 'System status'
     description = 'Answers questions about CPU load, memory, disk space and the GPU from the live system monitor.'
     version = '1.0.0'
+    max_match_chars = MAX_QUESTION_CHARS
     patterns = [
         rf'^(?=.*\b(?:cpu|prozessor|processor)\b)(?=.*\b{_LOAD_WORDS}\b)',
         rf'^(?=.*\b(?:memory|ram|arbeitsspeicher|speicher)\b)(?=.*\b{_FREE_WORDS}\b)',
@@ -44,7 +50,7 @@ class SystemStatusPlugin(Plugin):
 
     async def handle(self, message: str, context: PluginContext) -> str | None:
         language = _language(message, context)
-        metrics = context.latest_metrics()
+        metrics = await _reading(context)
         if metrics is None:
             if language == 'de':
                 return 'Ich habe noch keine Systemmessung. Öffne die Systemansicht oder frag gleich noch einmal.'
@@ -58,6 +64,15 @@ class SystemStatusPlugin(Plugin):
         return '\n'.join(lines)
 
 
+async def _reading(context: PluginContext) -> SystemMetrics | None:
+    """A fresh reading: the sampler idles while no window is open, so a script's question takes one now."""
+    try:
+        return await context.current_metrics()
+    except Exception as error:  # the machine could not be read just now: the latest reading will do
+        log.warning('system status: no fresh reading (%s); using the latest', error)
+        return context.latest_metrics()
+
+
 def _language(message: str, context: PluginContext) -> str:
     return language_by_vocabulary(message, _GERMAN, _ENGLISH, context.language)
 
@@ -65,8 +80,7 @@ def _language(message: str, context: PluginContext) -> str:
 def _topics(message: str) -> list[str]:
     disk = bool(_DISK.search(message))
     # "Speicherplatz" and "free space on the disk" are about the disk, not the memory
-    memory = bool(_MEMORY.search(message)) and not (disk and not re.search(r'\b(?:ram|arbeitsspeicher|memory)\b',
-                                                                           message, re.IGNORECASE))
+    memory = bool(_MEMORY.search(message)) and not (disk and not _MEMORY_ITSELF.search(message))
     found = [name for name, present in (('cpu', bool(_CPU.search(message))), ('memory', memory),
                                         ('disk', disk), ('gpu', bool(_GPU.search(message)))) if present]
     if not found or _OVERVIEW.search(message):

@@ -19,11 +19,15 @@ MONTHS = {
            'Oktober', 'November', 'Dezember'],
 }
 
+MAX_QUESTION_CHARS = 200  # a question for the clock is short; a longer message is not one
+
 _TIME = re.compile(r"\btime\b|\bclock\b|\bspät\b|\buhr(?:zeit)?\b|\bwie ?viel uhr\b", re.IGNORECASE)
 _DATE = re.compile(r'\b(?:date|day|weekday|datum|tag|wochentag|wievielte[nr]?)\b', re.IGNORECASE)
 # The question must end there: "what time is it in Tokyo?" or "the time complexity of ..." is not ours.
-_END = (r'(?:,?\s+(?:now|right now|please|today|bitte|jetzt|gerade|heute|eigentlich|denn|genau))*'
-        r'(?:,\s*[\w-]+)?\s*[?.!]*\s*$')  # and a name: "what time is it, Jarvis?"
+# Every repeat is bounded or stands alone before the end, so a message padded with 32,000 spaces is
+# decided at once instead of trying every way to split the spaces between two repeats.
+_END = (r'(?:,?\s{1,3}(?:now|right\s{1,3}now|please|today|bitte|jetzt|gerade|heute|eigentlich|denn|genau)){0,4}'
+        r'(?:,\s{0,3}[\w-]{1,40})?[\s?.!]*$')  # and a name: "what time is it, Jarvis?"
 _GERMAN = re.compile(r'\b(?:wie|spät|uhr|uhrzeit|welche[rs]?|tag|wochentag|datum|heute|haben|wir|ist|es|'
                      r'wievielte[nr]?)\b', re.IGNORECASE)
 _ENGLISH = re.compile(r"\b(?:what|what's|which|time|date|day|weekday|today|today's|is|it|current)\b", re.IGNORECASE)
@@ -49,6 +53,7 @@ class TimeDatePlugin(Plugin):
     name = 'Time and date'
     description = 'Tells the current time, weekday and date.'
     version = '1.0.0'
+    max_match_chars = MAX_QUESTION_CHARS
     patterns = [
         rf"\bwhat time is it{_END}",
         rf"\bwhat(?:'s| is) the (?:current |exact )?time{_END}",

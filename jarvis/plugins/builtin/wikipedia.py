@@ -2,7 +2,8 @@
 
 Uses the MediaWiki REST API: ``/api/rest_v1/page/summary/{title}``, and on 404 the search
 ``/w/rest.php/v1/search/page?q=...&limit=1`` and the summary of its first hit. The article's
-language follows the question's.
+language follows the question's. When Wikipedia cannot be reached or has no article, the plugin
+steps aside and the model answers, unless the user asked Wikipedia by name.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from urllib.parse import quote
 import httpx
 
 from ... import __version__
-from ..base import Plugin, PluginContext
+from ..base import Plugin, PluginContext, Setting
 from ..language import language_by_vocabulary
 from .calculator import looks_like_arithmetic
 
@@ -25,21 +26,37 @@ log = logging.getLogger(__name__)
 USER_AGENT = f'JARVIS-Desktop/{__version__} (local desktop assistant; Wikipedia plugin) httpx/{httpx.__version__}'
 DEFAULT_URL = 'https://{lang}.wikipedia.org'
 MAX_CHARS = 600
+MAX_TOPIC_CHARS = 200  # MediaWiki titles have at most 255 bytes; a longer "topic" is a sentence, for the model
+MAX_QUESTION_CHARS = MAX_TOPIC_CHARS + 60
 
+# A topic starts with a non-space (\S.*), so no two repeats take the same spaces one after the other.
+_NAMING = [  # the user names Wikipedia: when it has nothing, the plugin says so instead of the model guessing
+    r'^\s*(?:wikipedia|wiki)(?:\s*[:,])?\s+(?P<topic>\S.*)',
+    r'\b(?:search|look\s+up|suche?)\s+(?:on\s+|in\s+|auf\s+)?wikipedia\s+(?:for\s+|nach\s+)?(?P<topic>\S.*)',
+]
 _EXPLICIT = [
-    r'^\s*(?:wikipedia|wiki)\s*[:,]?\s+(?P<topic>.+)',
-    r'\b(?:search|look\s+up|suche?)\s+(?:on\s+|in\s+|auf\s+)?wikipedia\s+(?:for\s+|nach\s+)?(?P<topic>.+)',
-    r'\btell\s+me\s+(?:something\s+|more\s+)?about\s+(?P<topic>.+)',
-    r'\berzähl(?:e)?\s+(?:mir\s+)?(?:etwas\s+|was\s+|mehr\s+)?über\s+(?P<topic>.+)',
-    r'\bwas\s+weißt\s+du\s+über\s+(?P<topic>.+)',
+    *_NAMING,
+    r'\btell\s+me\s+(?:something\s+|more\s+)?about\s+(?P<topic>\S.*)',
+    r'\berzähl(?:e)?\s+(?:mir\s+)?(?:etwas\s+|was\s+|mehr\s+)?über\s+(?P<topic>\S.*)',
+    r'\bwas\s+weißt\s+du\s+über\s+(?P<topic>\S.*)',
 ]
 _QUESTION = [
-    r"^\s*(?:who|what)\s+(?:is|was|are|were)\s+(?P<topic>.+)",
-    r"^\s*(?:who's|what's)\s+(?P<topic>.+)",
-    r'^\s*(?:wer|was)\s+(?:ist|war|sind|waren)\s+(?P<topic>.+)',
+    r"^\s*(?:who|what)\s+(?:is|was|are|were)\s+(?P<topic>\S.*)",
+    r"^\s*(?:who's|what's)\s+(?P<topic>\S.*)",
+    r'^\s*(?:wer|was)\s+(?:ist|war|sind|waren)\s+(?P<topic>\S.*)',
 ]
-_EXPLICIT_RE = [re.compile(p, re.IGNORECASE) for p in _EXPLICIT]
-_QUESTION_RE = [re.compile(p, re.IGNORECASE) for p in _QUESTION]
+# each pattern with whether it is explicit ("tell me about") and whether it names Wikipedia
+_QUESTION_RE: list[tuple[re.Pattern[str], bool, bool]] = [
+    *((re.compile(p, re.IGNORECASE), True, p in _NAMING) for p in _EXPLICIT),
+    *((re.compile(p, re.IGNORECASE), False, False) for p in _QUESTION),
+]
+_TRAILING = re.compile(r'(?<![\s?!.])[\s?!.]+$')
+_PROPERTY_EN = re.compile(r'^(?:[Tt]he\s+)?[a-z]\w*\s+(?:of|in|for|between|with)\b')
+_PROPERTY_DE = re.compile(r'^(?:der|die|das)\s+\w+\s+(?:von|des|der|im|in|für|zwischen)\b', re.IGNORECASE)
+_SPACES = re.compile(r'\s+')
+_SENTENCE_END = re.compile(r'[.!?](?=\s+\S)')
+_ORDINAL = re.compile(r'\d{1,2}')
+_INITIAL = re.compile(r'[a-zäöü]')
 _GERMAN = re.compile(r'\b(?:wer|was|ist|war|sind|waren|erzähle?|mir|etwas|mehr|über|weißt|du|suche?|nach|auf)\b',
                      re.IGNORECASE)
 _ENGLISH = re.compile(r"\b(?:who|what|who's|what's|is|was|are|were|tell|me|something|more|about|search|look|up|on|"
@@ -89,20 +106,22 @@ class Question:
     topic: str
     explicit: bool  # the user named Wikipedia or said "tell me about"
     words: str  # the question's own words before the topic: they tell its language
+    names_wikipedia: bool = False  # "wikipedia Ada Lovelace", "search Wikipedia for ..."
 
 
 def question_of(message: str) -> Question | None:
-    for explicit, patterns in ((True, _EXPLICIT_RE), (False, _QUESTION_RE)):
-        for pattern in patterns:
-            if (found := pattern.search(message)) is not None:
-                topic = re.sub(r'[\s?!.]+$', '', found.group('topic')).strip(' "\'„“”‚‘’')
-                if topic:
-                    return Question(topic, explicit, message[:found.start('topic')])
+    for pattern, explicit, names_wikipedia in _QUESTION_RE:
+        if (found := pattern.search(message)) is not None:
+            topic = _TRAILING.sub('', found.group('topic')).strip(' "\'„“”‚‘’')
+            if topic:
+                return Question(topic, explicit, message[:found.start('topic')], names_wikipedia)
     return None
 
 
 def is_encyclopedic(topic: str, explicit: bool) -> bool:
     """Whether a topic is worth an article rather than the model's own answer."""
+    if len(topic) > MAX_TOPIC_CHARS:
+        return False
     if looks_like_arithmetic(topic) or _PERSONAL.search(topic) or _PREPOSITION.match(topic):
         return False
     if explicit:
@@ -111,9 +130,7 @@ def is_encyclopedic(topic: str, explicit: bool) -> bool:
     if len(words) > 6:
         return False
     # "the capital of France", "die Hauptstadt von Frankreich": a question about a property, for the model
-    if re.match(r'^(?:[Tt]he\s+)?[a-z]\w*\s+(?:of|in|for|between|with)\b', topic):
-        return False
-    if re.match(r'^(?:der|die|das)\s+\w+\s+(?:von|des|der|im|in|für|zwischen)\b', topic, re.IGNORECASE):
+    if _PROPERTY_EN.match(topic) or _PROPERTY_DE.match(topic):
         return False
     return True
 
@@ -125,12 +142,12 @@ def title_of(topic: str, language: str) -> str:
 
 def shorten(extract: str, sentences: int = 3, max_chars: int = MAX_CHARS) -> str:
     """The first few sentences of an extract, not cut inside "z. B." or "10. Dezember"."""
-    text = re.sub(r'\s+', ' ', extract).strip()
+    text = _SPACES.sub(' ', extract).strip()
     ends: list[int] = []
-    for found in re.finditer(r'[.!?](?=\s+\S)', text):
-        word = re.search(r'(\S+)$', text[:found.start()])
-        token = word.group(1).lower().lstrip('(„"\'') if word else ''
-        if token in _ABBREVIATIONS or re.fullmatch(r'\d{1,2}', token) or re.fullmatch(r'[a-zäöü]', token):
+    for found in _SENTENCE_END.finditer(text):
+        # the word before the full stop (spaces are single now, so it starts after the last one)
+        token = text[text.rfind(' ', 0, found.start()) + 1:found.start()].lower().lstrip('(„"\'')
+        if token in _ABBREVIATIONS or _ORDINAL.fullmatch(token) or _INITIAL.fullmatch(token):
             continue  # an abbreviation, an ordinal ("10. Dezember") or an initial ("John F. Kennedy")
         ends.append(found.end())
         if len(ends) >= sentences:
@@ -148,8 +165,9 @@ class WikipediaPlugin(Plugin):
     description = 'Looks up a short Wikipedia summary in German or English, with the link to the article.'
     version = '1.0.0'
     patterns = _EXPLICIT + _QUESTION
-    settings = {'sentences': 3}
+    settings = {'sentences': Setting(3, min=1, max=10, description='How many sentences of the article to show.')}
     timeout = 15.0  # up to three requests: summary, search, summary
+    max_match_chars = MAX_QUESTION_CHARS
 
     async def handle(self, message: str, context: PluginContext) -> str | None:
         question = question_of(message)
@@ -160,12 +178,14 @@ class WikipediaPlugin(Plugin):
         try:
             summary = await self.lookup(title, language, context)
         except WikipediaUnavailable as error:
+            if not question.names_wikipedia:
+                return None  # offline or failing: the model answers as well as it can
             if error.status is None:
                 return MESSAGES['offline'][language]
             return MESSAGES['error'][language].format(status=error.status)
         if summary is None:
-            return MESSAGES['not_found'][language].format(topic=title)
-        return self.format_summary(summary, language, _sentences(context))
+            return MESSAGES['not_found'][language].format(topic=title) if question.names_wikipedia else None
+        return self.format_summary(summary, language, context.plugin_settings.get('sentences', 3))
 
     async def lookup(self, title: str, language: str, context: PluginContext) -> dict[str, Any] | None:
         """The summary JSON of the article, or None when there is none."""
@@ -214,8 +234,3 @@ class WikipediaPlugin(Plugin):
 def _raise_for_server_error(response: httpx.Response) -> None:
     if response.status_code >= 500 or response.status_code == 429:
         raise WikipediaUnavailable(response.status_code)
-
-
-def _sentences(context: PluginContext) -> int:
-    value = context.plugin_settings.get('sentences', 3)
-    return value if isinstance(value, int) and 1 <= value <= 10 else 3
