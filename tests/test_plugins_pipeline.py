@@ -38,7 +38,7 @@ async def services(settings: Settings, wikipedia: FakeWikipedia) -> AsyncIterato
         disk_used=120 * 2**30, disk_total=250 * 2**30, disk_path='/home/tony', cpu_count=8,
         gpus=[GpuReading(index=0, name='NVIDIA H100', utilization=12.0, memory_used=2**30, memory_total=80 * 2**30,
                          temperature=41.0, power=90.0, power_limit=700.0, fan=None)], gpu_status='ok')
-    services.sampler.history.append(reading)  # the sampler's latest sample, fresh: answers use it as it is
+    services.sampler._history.append(reading)  # pylint: disable=protected-access; the sampler's latest sample, fresh: answers use it as it is
     services.hub.publish(reading)
     yield services
     await services.stop()
@@ -191,7 +191,7 @@ async def test_a_script_asking_with_no_window_open_gets_a_fresh_reading(services
     assert services.hub.viewer_count == 0
     old = time.time() - 180
     reading = SystemMetrics(cpu=99.9, memory=1.0, disk=1.0, gpu=None, timestamp=old, cpu_count=64)
-    services.sampler.history.append(reading)  # the last sample, taken while a window was open 3 min ago
+    services.sampler._history.append(reading)  # pylint: disable=protected-access; the last sample, taken while a window was open 3 min ago
     services.hub.publish(reading)
     source, text = await ask(services, 'How busy is my CPU?')
     assert source == 'System status'
