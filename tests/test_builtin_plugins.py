@@ -415,7 +415,7 @@ async def eventually(condition: Any, timeout: float = 2.0) -> bool:
 
 async def fired(env: Env, reminder_id: int | None = None) -> list[int]:
     for _ in range(200):
-        rows = await env.db.aquery('SELECT id FROM reminders WHERE fired = 1')
+        rows = env.db.query('SELECT id FROM reminders WHERE fired = 1')
         if rows and (reminder_id is None or reminder_id in [row['id'] for row in rows]):
             return [row['id'] for row in rows]
         await asyncio.sleep(0.01)

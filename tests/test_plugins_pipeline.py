@@ -206,7 +206,7 @@ async def test_a_reminder_due_while_the_app_was_closed_waits_for_a_window(settin
     first.plugins.set_sources(BUILTIN_PLUGINS)
     await first.start()
     now = time.time()
-    await first.db.aexecute('INSERT INTO reminders (text, due_at, created_at, fired) VALUES (?, ?, ?, 0)',
+    first.db.execute('INSERT INTO reminders (text, due_at, created_at, fired) VALUES (?, ?, ?, 0)',
                             (json.dumps({'text': 'call the bank', 'lang': 'en', 'seconds': 60}), now - 600, now - 660))
     await first.stop()
 
@@ -217,15 +217,15 @@ async def test_a_reminder_due_while_the_app_was_closed_waits_for_a_window(settin
     try:
         services.hub.subscribe(lambda e: shown.append(e.data.message), types=[events.NOTIFICATION])  # a script
         await asyncio.sleep(0.5)
-        rows = await services.db.aquery('SELECT fired FROM reminders')
+        rows = services.db.query('SELECT fired FROM reminders')
         assert shown == [] and [row['fired'] for row in rows] == [0]
         window = services.hub.subscribe(name='window', viewer=True)  # a window connects
         for _ in range(200):
-            if shown and (await services.db.aquery('SELECT fired FROM reminders'))[0]['fired'] == 1:
+            if shown and services.db.query('SELECT fired FROM reminders')[0]['fired'] == 1:
                 break
             await asyncio.sleep(0.02)
         assert len(shown) == 1 and shown[0].startswith('⏰ Reminder: call the bank (was due at ')
-        assert [row['fired'] for row in await services.db.aquery('SELECT fired FROM reminders')] == [1]
+        assert [row['fired'] for row in services.db.query('SELECT fired FROM reminders')] == [1]
         window.close()
     finally:
         await services.stop()

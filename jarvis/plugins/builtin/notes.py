@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 import time
 
+from ...storage import Database
 from ..base import Plugin, PluginContext
 from ..language import language_by_vocabulary
 
@@ -58,8 +59,7 @@ class NotesPlugin(Plugin):
         return None
 
     async def _add(self, context: PluginContext, text: str, language: str) -> str:
-        await context.db.aexecute('INSERT INTO notes (text, created_at) VALUES (?, ?)', (text, time.time()))
-        count = len(await _notes(context))
+        count = await context.db.run(_insert, context.db, text)
         if language == 'de':
             return f'Notiert (Notiz {count}): „{text}“'
         return f'Noted (note {count}): “{text}”'
@@ -82,7 +82,7 @@ class NotesPlugin(Plugin):
                 return f'Es gibt keine Notiz {number} – du hast {_count(len(notes), "Notiz", "Notizen")}.'
             return f'There is no note {number} – you have {_count(len(notes), "note", "notes")}.'
         note_id, text = notes[number - 1]
-        await context.db.aexecute('DELETE FROM notes WHERE id = ?', (note_id,))
+        await context.db.run(context.db.execute, 'DELETE FROM notes WHERE id = ?', (note_id,))
         if language == 'de':
             return f'Notiz {number} gelöscht: „{text}“'
         return f'Deleted note {number}: “{text}”'
@@ -94,8 +94,14 @@ def _language(words: str, context: PluginContext) -> str:
 
 async def _notes(context: PluginContext) -> list[tuple[int, str]]:
     """All notes, oldest first: their position in this list is the number the user sees."""
-    rows = await context.db.aquery('SELECT id, text FROM notes ORDER BY created_at, id')
+    rows = await context.db.run(context.db.query, 'SELECT id, text FROM notes ORDER BY created_at, id')
     return [(row['id'], row['text']) for row in rows]
+
+
+def _insert(db: Database, text: str) -> int:
+    """Store a note; how many notes there are now (in a worker thread)."""
+    db.execute('INSERT INTO notes (text, created_at) VALUES (?, ?)', (text, time.time()))
+    return int(db.query_one('SELECT COUNT(*) FROM notes')[0])  # type: ignore[index]
 
 
 def _count(count: int, singular: str, plural: str) -> str:

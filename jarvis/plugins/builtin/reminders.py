@@ -227,7 +227,8 @@ class RemindersPlugin(Plugin):
     async def start(self, context: PluginContext) -> None:
         await self.stop()
         self._context = context
-        rows = await context.db.aquery('SELECT id, text, due_at FROM reminders WHERE fired = 0 ORDER BY due_at')
+        rows = await context.db.run(context.db.query,
+                                    'SELECT id, text, due_at FROM reminders WHERE fired = 0 ORDER BY due_at')
         for row in rows:
             self._schedule(row['id'], row['text'], row['due_at'])
         if rows:
@@ -298,7 +299,8 @@ class RemindersPlugin(Plugin):
         return int(cursor.lastrowid or 0)
 
     async def _pending(self, context: PluginContext) -> list[tuple[int, Reminder, float]]:
-        rows = await context.db.aquery('SELECT id, text, due_at FROM reminders WHERE fired = 0 ORDER BY due_at, id')
+        rows = await context.db.run(context.db.query,
+                                    'SELECT id, text, due_at FROM reminders WHERE fired = 0 ORDER BY due_at, id')
         return [(row['id'], Reminder.decode(row['text']), row['due_at']) for row in rows]
 
     async def _list(self, context: PluginContext, language: str) -> str:
@@ -329,7 +331,7 @@ class RemindersPlugin(Plugin):
         reminder_id, reminder, _ = pending[number - 1]
         if (task := self._tasks.pop(reminder_id, None)) is not None:
             task.cancel()
-        await context.db.aexecute('DELETE FROM reminders WHERE id = ?', (reminder_id,))
+        await context.db.run(context.db.execute, 'DELETE FROM reminders WHERE id = ?', (reminder_id,))
         if language == 'de':
             return f'Erinnerung {number} gelöscht: {reminder.label()}'
         return f'Cancelled reminder {number}: {reminder.label()}'
@@ -365,6 +367,6 @@ class RemindersPlugin(Plugin):
                 due = format_due(was_due, now, reminder.language, with_seconds=False)
                 text += f' (fällig um {due})' if reminder.language == 'de' else f' (was due at {due})'
             context.notify_all_windows(text, 'warning')
-            await context.db.aexecute('UPDATE reminders SET fired = 1 WHERE id = ?', (reminder_id,))
+            await context.db.run(context.db.execute, 'UPDATE reminders SET fired = 1 WHERE id = ?', (reminder_id,))
         except Exception:  # one broken reminder must not hurt the others
             log.exception('reminders: reminder %d failed', reminder_id)
