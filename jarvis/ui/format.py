@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import time
 
+from ..units import binary_size
+
 NA = 'n/a'
 
 
@@ -13,12 +15,8 @@ def percent(value: float | None) -> str:
 def bytes_(value: float | None) -> str:
     if value is None:
         return NA
-    size = float(value)
-    for unit in ('B', 'KiB', 'MiB', 'GiB', 'TiB'):
-        if abs(size) < 1024 or unit == 'TiB':
-            return f'{size:.0f} {unit}' if unit == 'B' else f'{size:.1f} {unit}'
-        size /= 1024
-    return f'{size:.1f} TiB'
+    amount, unit = binary_size(value)
+    return f'{amount:.0f} {unit}' if unit == 'B' else f'{amount:.1f} {unit}'
 
 
 def used_of(used: float | None, total: float | None) -> str:

@@ -6,6 +6,7 @@ import re
 import time
 
 from ...events import GpuReading, SystemMetrics
+from ...units import binary_size
 from ..base import Plugin, PluginContext
 from ..language import language_by_vocabulary
 
@@ -95,12 +96,8 @@ def number(value: float, language: str, digits: int = 1) -> str:
 
 def size(value: int, language: str) -> str:
     """Bytes in the unit a person reads (binary units, as the System view shows them)."""
-    amount = float(value)
-    for unit in ('B', 'KiB', 'MiB', 'GiB', 'TiB'):
-        if amount < 1024 or unit == 'TiB':
-            return f'{number(amount, language, 0 if unit == "B" else 1)} {unit}'
-        amount /= 1024
-    raise AssertionError('unreachable')
+    amount, unit = binary_size(value)
+    return f'{number(amount, language, 0 if unit == "B" else 1)} {unit}'
 
 
 def _na(language: str) -> str:
