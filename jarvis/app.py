@@ -1,17 +1,19 @@
 """Wires the domain, the HTTP API and the UI onto NiceGUI's app, and runs it."""
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import sys
 from collections.abc import Callable
 
 from nicegui import app, ui
 
-from . import api, server_tick
+from . import api, exit_deadline, server_tick
 from .config import Settings
 from .resources import asset, assets_dir
 from .security import TokenMiddleware
-from .services import Services
+from .services import Services, StartupError
 from .ui.chat_view import chat_page
 from .ui.models_view import models_page
 from .ui.plugins_view import plugins_page
@@ -21,6 +23,9 @@ from .ui.system_view import system_page
 log = logging.getLogger(__name__)
 
 TITLE = 'J.A.R.V.I.S.'
+# when asked to quit, uvicorn waits this long for open requests (a hung upload, a streaming answer
+# that does not stop), then cancels them; exit_deadline ends the process if anything hangs after that
+GRACEFUL_SHUTDOWN_S = 2.0
 
 
 def views() -> list[View]:
@@ -35,10 +40,16 @@ def views() -> list[View]:
 def create_app(settings: Settings) -> tuple[Services, Callable[[], None]]:
     """Build the services and register their lifecycle, the API and the assets on NiceGUI's app.
 
-    Returns the services and the root page function for ``ui.run``.
+    Returns the services and the root page function for ``ui.run``. Raises ``StartupError`` when the
+    data folder or the database cannot be used.
     """
     services = Services(settings)
-    app.on_startup(services.start)
+
+    async def start() -> None:
+        with contextlib.suppress(StartupError):  # pages and routes learn it from wait_ready; run() quits
+            await services.start()
+
+    app.on_startup(start)
     app.on_shutdown(services.stop)
     if settings.access_token:
         app.add_middleware(TokenMiddleware, token=settings.access_token)
@@ -48,9 +59,14 @@ def create_app(settings: Settings) -> tuple[Services, Callable[[], None]]:
     return services, build_root(services, views())
 
 
-def run(settings: Settings, *, native: bool, show: bool, native_port: int | None = None) -> None:
-    _, root = create_app(settings)
+def run(settings: Settings, *, native: bool, show: bool, native_port: int | None = None) -> int:
+    """Serve the app until it is closed; returns the exit code. Raises ``StartupError`` (before serving)
+    when the data folder or the database cannot be used."""
+    services, root = create_app(settings)
     server_tick.install()
+    app.on_startup(lambda: _quit_if_start_fails(services))
+    app.on_startup(lambda: _bound_quitting(services))
+    app.on_shutdown(lambda: exit_deadline.arm())  # however quitting began (the window closed, a failed start)
     if native and sys.platform.startswith('linux'):
         app.native.start_args['gui'] = 'qt'  # the backend we ship on Linux; pywebview would try GTK first
         app.native.window_args['min_size'] = (720, 560)
@@ -68,4 +84,23 @@ def run(settings: Settings, *, native: bool, show: bool, native_port: int | None
         uvicorn_logging_level='warning',
         # compressing every frame costs more CPU than it saves on a local connection
         ws_per_message_deflate=False,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
+    return 1 if services.failure else 0
+
+
+def _bound_quitting(services: Services) -> None:
+    """SIGTERM arms the exit deadline and first stops the answers being generated: they are saved as
+    "stopped" with their text, and the requests that wait for them end before uvicorn stops waiting."""
+    loop = asyncio.get_running_loop()
+    exit_deadline.on_sigterm(lambda: loop.call_soon_threadsafe(services.stop_answers))
+    exit_deadline.quiet_cancelled_requests()
+
+
+async def _quit_if_start_fails(services: Services) -> None:
+    try:
+        await services.wait_ready()
+    except StartupError as error:
+        print(f'jarvis: {error}', file=sys.stderr, flush=True)
+        exit_deadline.arm(code=1)
+        app.shutdown()

@@ -48,7 +48,7 @@ class Harness:
 
 
 @asynccontextmanager
-async def simulate(settings: Settings) -> AsyncIterator[Harness]:
+async def simulate(settings: Settings, *, wait_ready: bool = True) -> AsyncIterator[Harness]:
     with nicegui_reset_globals():
         os.environ['NICEGUI_USER_SIMULATION'] = 'true'
         clients: list[httpx.AsyncClient] = []
@@ -63,7 +63,8 @@ async def simulate(settings: Settings) -> AsyncIterator[Harness]:
             prepare_simulation()
             ui.run(root, storage_secret='test secret', reconnect_timeout=0.2)
             async with core.app.router.lifespan_context(core.app):
-                await services.wait_ready()
+                if wait_ready:
+                    await services.wait_ready()
                 yield Harness(services, new_client)
                 for client in clients:
                     await client.aclose()

@@ -18,7 +18,7 @@ from .. import events
 from ..assistant.assistant import ChatInputError
 from ..models.base import ModelError
 from ..plugins.manager import PluginError
-from ..services import Services
+from ..services import Services, StartupError
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,17 @@ def register(app: FastAPI, services: Services) -> None:
     _add_routes(router, services)
     app.include_router(router)
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(StartupError, _start_failed)  # type: ignore[arg-type]
+
+
+async def _start_failed(connection: Request | WebSocket, problem: StartupError) -> JSONResponse | None:
+    """Every route while the start has failed (the app is quitting): 503 and why, instead of a wait."""
+    if isinstance(connection, WebSocket):  # accepted first, so that a script reads why it is closed
+        await connection.accept()
+        await connection.send_text(json.dumps({'error': str(problem)}))
+        await connection.close(code=1011, reason='J.A.R.V.I.S. could not start')
+        return None
+    return error(503, str(problem))
 
 
 async def _validation_error(request: Request, problem: RequestValidationError) -> JSONResponse:
@@ -90,6 +101,8 @@ def _add_routes(app: APIRouter, services: Services) -> None:
         subscription = services.hub.subscribe(
             name=f'api client {client}', types=types, viewer=True,
             replay=[t for t in REPLAYED_TYPES if types is None or t in types])
+        for notice in services.startup_notices():  # e.g. a damaged database moved aside at start
+            subscription.offer(notice)
 
         async def send() -> None:
             async for event in subscription:
