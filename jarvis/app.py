@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
+import socket
 import sys
 from collections.abc import Callable
 
@@ -61,7 +63,10 @@ def create_app(settings: Settings) -> tuple[Services, Callable[[], None]]:
 
 def run(settings: Settings, *, native: bool, show: bool, native_port: int | None = None) -> int:
     """Serve the app until it is closed; returns the exit code. Raises ``StartupError`` (before serving)
-    when the data folder or the database cannot be used."""
+    when the port, the data folder or the database cannot be used."""
+    port = native_port if native else settings.port
+    if port is not None:  # the native window picks a free port unless told one
+        _check_port(settings.host, port)
     services, root = create_app(settings)
     server_tick.install()
     app.on_startup(lambda: _quit_if_start_fails(services))
@@ -74,7 +79,7 @@ def run(settings: Settings, *, native: bool, show: bool, native_port: int | None
         root,
         title=TITLE,
         host=settings.host,
-        port=native_port if native else settings.port,
+        port=port,
         native=native,
         window_size=(1280, 860) if native else None,
         show=show and not native,
@@ -87,6 +92,30 @@ def run(settings: Settings, *, native: bool, show: bool, native_port: int | None
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
     return 1 if services.failure else 0
+
+
+def _check_port(host: str, port: int) -> None:
+    """Refuse to start, in one sentence, when the server could not listen (uvicorn would only log
+    the errno after the start began)."""
+    family = socket.AF_INET6 if ':' in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no conflict
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise StartupError(_describe_bind_error(error, host, port)) from error
+
+
+def _describe_bind_error(error: OSError, host: str, port: int) -> str:
+    if error.errno == errno.EADDRINUSE:
+        return (f'Port {port} on {host} is in use (is J.A.R.V.I.S. already running?): close the program that '
+                f'uses it, or start with --port and another number.')
+    if error.errno == errno.EACCES:
+        return f'Port {port} needs administrator rights: start with --port and a number above 1024.'
+    if isinstance(error, socket.gaierror) or error.errno == errno.EADDRNOTAVAIL:
+        return (f'J.A.R.V.I.S. cannot serve on {host}: it is not an address of this machine; start with '
+                f'--host 127.0.0.1 (or another address of this machine).')
+    return f'J.A.R.V.I.S. cannot serve on {host}:{port} ({error.strerror or error}): try another --port or --host.'
 
 
 def _bound_quitting(services: Services) -> None:

@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         return run(settings, native=native, show=not args.no_open, native_port=args.port)
-    except StartupError as error:  # the data folder or the database cannot be used: say what to do
+    except StartupError as error:  # the port, the data folder or the database cannot be used: say what to do
+        log.debug('the start failed', exc_info=True)
         print(f'jarvis: {error}', file=sys.stderr)
         return 1
     except Exception as error:  # anything else that stops the start: one line here, the details at DEBUG

@@ -180,6 +180,17 @@ def test_a_data_dir_that_is_a_file_ends_in_one_clear_line(tmp_path: Path) -> Non
     assert a_file.read_text() == 'not a folder'
 
 
+def test_a_port_in_use_ends_in_one_clear_line(tmp_path: Path) -> None:
+    with socket.socket() as other:  # another program listens on the port
+        other.bind(('127.0.0.1', 0))
+        other.listen()
+        app = AppServer(tmp_path / 'data', port=other.getsockname()[1])
+        result = subprocess.run(app.command(), capture_output=True, text=True, env=app.environment(),
+                                timeout=EXIT_WAIT_S, check=False)
+    line = one_clear_line(result)
+    assert f'Port {app.port} on 127.0.0.1 is in use' in line and '--port' in line, line
+
+
 @needs_private_mounts
 @pytest.mark.parametrize('existing', [False, True], ids=['empty-folder', 'with-history'])
 def test_a_read_only_data_dir_ends_in_one_clear_line(tmp_path: Path, existing: bool) -> None:
@@ -294,8 +305,9 @@ def test_a_damaged_database_is_moved_aside_and_the_app_starts_fresh(tmp_path: Pa
     assert quick_check_fails(data_dir / 'jarvis.db'), 'the damage is real'
     damaged = {suffix: (data_dir / f'jarvis.db{suffix}').read_bytes() for suffix in ('', '-wal')}
 
-    app = AppServer(data_dir).start()
+    app = AppServer(data_dir)
     try:
+        app.start()
         moved = [p for p in data_dir.iterdir() if MOVED_ASIDE.match(p.name)]
         assert len(moved) == 1, sorted(p.name for p in data_dir.iterdir())
         for suffix, content in damaged.items():  # the damaged file and its WAL, untouched
@@ -388,8 +400,9 @@ def test_the_notice_shows_in_a_real_browser(tmp_path: Path, browser) -> None:  #
 
 
 def test_sigterm_ends_the_app_while_a_request_hangs(tmp_path: Path) -> None:
-    app = AppServer(tmp_path / 'data').start()
+    app = AppServer(tmp_path / 'data')
     try:
+        app.start()
         with hung_upload(app), open_events_socket(app):
             wait_for_viewers(app, 1)
             app.process.send_signal(signal.SIGTERM)
@@ -404,8 +417,9 @@ def test_sigterm_while_an_answer_streams_keeps_it_as_stopped(tmp_path: Path) -> 
     with FakeOllama([FakeModel('slow:latest')]) as ollama:
         ollama.chat_reply = ' '.join(f'word{index}' for index in range(400))
         ollama.chat_delay = 0.2  # 80 s for the whole answer
-        app = AppServer(data_dir, env={'OLLAMA_HOST': ollama.url}).start()
+        app = AppServer(data_dir, env={'OLLAMA_HOST': ollama.url})
         try:
+            app.start()
             assert httpx.post(app.url + '/api/models/load', json={'model': 'slow:latest', 'source': 'ollama'},
                               timeout=30).status_code == 200
             answers: list[httpx.Response] = []
@@ -430,8 +444,9 @@ def test_sigterm_ends_the_app_even_when_a_worker_thread_never_returns(tmp_path: 
     outlives every timeout, and Python would wait for it at exit. The exit deadline ends the process."""
     started = tmp_path / 'sleepy-started'
     app = AppServer(tmp_path / 'data', env={'PYTHONPATH': str(sleepy_plugin(tmp_path / 'plugins')),
-                                            'SLEEPY_STARTED': str(started)}).start()
+                                            'SLEEPY_STARTED': str(started)})
     try:
+        app.start()
         asker = threading.Thread(target=ask_and_ignore, args=(app, 'please sleep forever'), daemon=True)
         asker.start()
         wait_until(started.exists, 'the plugin never started')
@@ -440,6 +455,31 @@ def test_sigterm_ends_the_app_even_when_a_worker_thread_never_returns(tmp_path: 
     finally:
         app.kill()
     assert 'did not end within' in app.output()
+
+
+def test_a_second_sigterm_ends_the_app_at_once(tmp_path: Path) -> None:
+    started = tmp_path / 'sleepy-started'
+    app = AppServer(tmp_path / 'data', env={'PYTHONPATH': str(sleepy_plugin(tmp_path / 'plugins')),
+                                            'SLEEPY_STARTED': str(started)})
+    try:
+        app.start()
+        threading.Thread(target=ask_and_ignore, args=(app, 'please sleep forever'), daemon=True).start()
+        wait_until(started.exists, 'the plugin never started')
+        app.process.send_signal(signal.SIGTERM)
+        wait_until(lambda: not accepts_connections(app), 'the server never began to quit')
+        app.process.send_signal(signal.SIGTERM)
+        assert app.process.wait(QUIT_WAIT_S) == 0
+    finally:
+        app.kill()
+    assert 'did not end within' not in app.output(), 'ended by the second signal, not by the deadline'
+
+
+def accepts_connections(app: AppServer) -> bool:
+    try:
+        socket.create_connection(('127.0.0.1', app.port), timeout=2).close()
+    except OSError:
+        return False
+    return True
 
 
 def sleepy_plugin(folder: Path) -> Path:

@@ -49,7 +49,11 @@ class AppServer:
         self.process = subprocess.Popen(self.command(), stdout=self._log, stderr=subprocess.STDOUT,
                                         env=self.environment())
         if wait:
-            self.wait_until_up(timeout)
+            try:
+                self.wait_until_up(timeout)
+            except BaseException:
+                self.kill()  # a start that failed or hangs must not outlive the test
+                raise
         return self
 
     def wait_until_up(self, timeout: float = 60.0, path: str = '/api/hub/stats', **kwargs: object) -> None:
