@@ -5,6 +5,7 @@ import asyncio
 import contextlib
 import errno
 import logging
+import os
 import socket
 import sys
 from collections.abc import Callable
@@ -99,7 +100,8 @@ def _check_port(host: str, port: int) -> None:
     the errno after the start began)."""
     family = socket.AF_INET6 if ':' in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no conflict
+        if os.name != 'nt':  # as uvicorn binds: TIME_WAIT is no conflict (on Windows it would allow a double bind)
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as error:

@@ -119,14 +119,14 @@ def _move_aside(path: Path) -> Path:
     stamp = time.strftime('%Y%m%d-%H%M%S')
     target = path.with_name(f'{path.name}{MOVED_ASIDE_INFIX}{stamp}')
     number = 1
-    while any(_with_suffix(target, s).exists() for s in ('', *COMPANION_SUFFIXES)):
+    while any(_present(_with_suffix(target, s)) for s in ('', *COMPANION_SUFFIXES)):
         number += 1  # two damaged starts within a second: never overwrite what was moved aside before
         target = path.with_name(f'{path.name}{MOVED_ASIDE_INFIX}{stamp}-{number}')
     try:
         # the WAL first: a database file without its WAL would lose the last committed transactions
         for suffix in (*COMPANION_SUFFIXES, ''):
             source = _with_suffix(path, suffix)
-            if source.exists():
+            if _present(source):
                 source.rename(_with_suffix(target, suffix))
     except OSError as error:
         raise StorageError(f'The database {path} is damaged and could not be moved aside '
@@ -138,6 +138,10 @@ def _one_line(text: str, limit: int = 200) -> str:
     """SQLite's reports span lines (quick_check's list of pages): one short line for a notice."""
     line = ' '.join(text.split())
     return line if len(line) <= limit else line[:limit - 1] + '…'
+
+
+def _present(path: Path) -> bool:
+    return path.is_symlink() or path.exists()  # a link to nowhere moves too, instead of being written through
 
 
 def _with_suffix(path: Path, suffix: str) -> Path:
