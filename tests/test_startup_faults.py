@@ -19,8 +19,8 @@ import sqlite3
 import subprocess
 import threading
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -449,7 +449,7 @@ def test_sigterm_ends_the_app_even_when_a_worker_thread_never_returns(tmp_path: 
         app.start()
         asker = threading.Thread(target=ask_and_ignore, args=(app, 'please sleep forever'), daemon=True)
         asker.start()
-        wait_until(started.exists, 'the plugin never started')
+        wait_for(started.exists, timeout=60, message='the plugin never started')
         app.process.send_signal(signal.SIGTERM)
         assert app.process.wait(QUIT_WAIT_S) == 0
     finally:
@@ -464,9 +464,9 @@ def test_a_second_sigterm_ends_the_app_at_once(tmp_path: Path) -> None:
     try:
         app.start()
         threading.Thread(target=ask_and_ignore, args=(app, 'please sleep forever'), daemon=True).start()
-        wait_until(started.exists, 'the plugin never started')
+        wait_for(started.exists, timeout=60, message='the plugin never started')
         app.process.send_signal(signal.SIGTERM)
-        wait_until(lambda: not accepts_connections(app), 'the server never began to quit')
+        wait_for(lambda: not accepts_connections(app), timeout=60, message='the server never began to quit')
         app.process.send_signal(signal.SIGTERM)
         assert app.process.wait(QUIT_WAIT_S) == 0
     finally:
@@ -507,84 +507,61 @@ def sleepy_plugin(folder: Path) -> Path:
 # --- helpers for the SIGTERM tests --------------------------------------------------------------
 
 
-class hung_upload:  # noqa: N801  # used as a context manager
+@contextmanager
+def hung_upload(app: AppServer) -> Iterator[None]:
     """A POST whose body never arrives in full: the request waits for the rest forever."""
-
-    def __init__(self, app: AppServer) -> None:
-        self.connection = socket.create_connection(('127.0.0.1', app.port))
-        self.connection.sendall(b'POST /api/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n'
-                                b'Content-Length: 100\r\n\r\n{"message": ')
-
-    def __enter__(self) -> socket.socket:
-        return self.connection
-
-    def __exit__(self, *_: object) -> None:
-        self.connection.close()
+    with socket.create_connection(('127.0.0.1', app.port)) as connection:
+        connection.sendall(b'POST /api/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n'
+                           b'Content-Length: 100\r\n\r\n{"message": ')
+        yield
 
 
-class open_events_socket:  # noqa: N801
+@contextmanager
+def open_events_socket(app: AppServer) -> Iterator[None]:
     """An /api/events client that stays connected (in a thread of its own) until the block ends."""
+    stop = threading.Event()
 
-    def __init__(self, app: AppServer) -> None:
-        self.url = app.url.replace('http', 'ws') + '/api/events'
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=lambda: asyncio.run(self._listen()), daemon=True)
-
-    async def _listen(self) -> None:
+    async def listen() -> None:
         try:
-            async with websockets.connect(self.url) as ws:
-                while not self.stop.is_set():
-                    try:
+            async with websockets.connect(app.url.replace('http', 'ws') + '/api/events') as ws:
+                while not stop.is_set():
+                    with suppress(asyncio.TimeoutError):
                         await asyncio.wait_for(ws.recv(), 0.2)
-                    except asyncio.TimeoutError:
-                        pass
         except websockets.ConnectionClosed:
             pass
 
-    def __enter__(self) -> open_events_socket:
-        self.thread.start()
-        return self
+    thread = threading.Thread(target=lambda: asyncio.run(listen()), daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(10)
 
-    def __exit__(self, *_: object) -> None:
-        self.stop.set()
-        self.thread.join(10)
 
+@contextmanager
+def streaming_answer(app: AppServer) -> Iterator[None]:
+    """Connects to /api/events, runs the block, then waits until an answer streams with some text."""
+    connected, streaming = threading.Event(), threading.Event()
 
-class streaming_answer:  # noqa: N801
-    """Waits, when the block ends, until an answer streams with some text."""
-
-    def __init__(self, app: AppServer) -> None:
-        self.url = app.url.replace('http', 'ws') + '/api/events?types=chat_message'
-        self.seen = threading.Event()
-        self.thread = threading.Thread(target=lambda: asyncio.run(self._watch()), daemon=True)
-
-    async def _watch(self) -> None:
-        async with websockets.connect(self.url) as ws:
-            self.connected = True
+    async def watch() -> None:
+        async with websockets.connect(app.url.replace('http', 'ws') + '/api/events?types=chat_message') as ws:
+            connected.set()
             async for message in ws:
                 data = json.loads(message)['data']
                 if data['status'] == 'streaming' and data['text']:
-                    self.seen.set()
+                    streaming.set()
                     return
 
-    def __enter__(self) -> streaming_answer:
-        self.connected = False
-        self.thread.start()
-        wait_until(lambda: self.connected, 'the events socket did not connect')
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        assert self.seen.wait(60), 'the answer never started streaming'
+    threading.Thread(target=lambda: asyncio.run(watch()), daemon=True).start()
+    assert connected.wait(60), 'the events socket did not connect'
+    yield
+    assert streaming.wait(60), 'the answer never started streaming'
 
 
 def wait_for_viewers(app: AppServer, count: int) -> None:
-    wait_until(lambda: httpx.get(app.url + '/api/hub/stats', timeout=5).json()['viewers'] >= count,
-               'the events socket did not connect')
-
-
-def wait_until(condition: object, message: str, timeout: float = 60.0) -> None:
-    assert callable(condition)
-    wait_for(condition, timeout=timeout, message=message)
+    wait_for(lambda: httpx.get(app.url + '/api/hub/stats', timeout=5).json()['viewers'] >= count, timeout=60,
+             message='the events socket did not connect')
 
 
 def ask_and_ignore(app: AppServer, text: str) -> None:
