@@ -1,17 +1,22 @@
 """Wires the domain, the HTTP API and the UI onto NiceGUI's app, and runs it."""
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import errno
 import logging
+import os
+import socket
 import sys
 from collections.abc import Callable
 
 from nicegui import app, ui
 
-from . import api, framework
+from . import api, exit_deadline, framework
 from .api.errors import install_error_handlers
 from .config import Settings
 from .resources import asset, assets_dir
-from .services import Services
+from .services import Services, StartupError
 from .ui.chat_view import chat_page
 from .ui.models_view import models_page
 from .ui.plugins_view import plugins_page
@@ -22,6 +27,9 @@ from .web_guard import GuardPolicy, WebGuard
 log = logging.getLogger(__name__)
 
 TITLE = 'J.A.R.V.I.S.'
+# when asked to quit, uvicorn waits this long for open requests (a hung upload, a streaming answer
+# that does not stop), then cancels them; exit_deadline ends the process if anything hangs after that
+GRACEFUL_SHUTDOWN_S = 2.0
 
 
 def views() -> list[View]:
@@ -36,10 +44,16 @@ def views() -> list[View]:
 def create_app(settings: Settings) -> tuple[Services, Callable[[], None]]:
     """Build the services and register their lifecycle, the API and the assets on NiceGUI's app.
 
-    Returns the services and the root page function for ``ui.run``.
+    Returns the services and the root page function for ``ui.run``. Raises ``StartupError`` when the
+    data folder or the database cannot be used.
     """
     services = Services(settings)
-    app.on_startup(services.start)
+
+    async def start() -> None:
+        with contextlib.suppress(StartupError):  # pages and routes learn it from wait_ready; run() quits
+            await services.start()
+
+    app.on_startup(start)
     app.on_shutdown(services.stop)
     # Host, Origin, the access token, JSON bodies and the body limit, before every route and socket
     app.add_middleware(WebGuard, policy=GuardPolicy.from_settings(settings))
@@ -50,16 +64,24 @@ def create_app(settings: Settings) -> tuple[Services, Callable[[], None]]:
     return services, build_root(services, views())
 
 
-def run(settings: Settings, *, native: bool, show: bool, native_port: int | None = None) -> None:
-    _, root = create_app(settings)
+def run(settings: Settings, *, native: bool, show: bool, native_port: int | None = None) -> int:
+    """Serve the app until it is closed; returns the exit code. Raises ``StartupError`` (before serving)
+    when the port, the data folder or the database cannot be used."""
+    port = native_port if native else settings.port
+    if port is not None:  # the native window picks a free port unless told one
+        _check_port(settings.host, port)
+    services, root = create_app(settings)
     framework.calm_server_loop()
+    app.on_startup(lambda: _quit_if_start_fails(services))
+    app.on_startup(lambda: _bound_quitting(services))
+    app.on_shutdown(lambda: exit_deadline.arm())  # however quitting began (the window closed, a failed start)
     if native and sys.platform.startswith('linux'):
         framework.use_qt_backend(min_size=(720, 560))
     ui.run(
         root,
         title=TITLE,
         host=settings.host,
-        port=native_port if native else settings.port,
+        port=port,
         native=native,
         window_size=(1280, 860) if native else None,
         show=show and not native,
@@ -69,4 +91,48 @@ def run(settings: Settings, *, native: bool, show: bool, native_port: int | None
         uvicorn_logging_level='warning',
         # compressing every frame costs more CPU than it saves on a local connection
         ws_per_message_deflate=False,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
+    return 1 if services.failure else 0
+
+
+def _check_port(host: str, port: int) -> None:
+    """Refuse to start, in one sentence, when the server could not listen (uvicorn would only log
+    the errno after the start began)."""
+    family = socket.AF_INET6 if ':' in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        if os.name != 'nt':  # as uvicorn binds: TIME_WAIT is no conflict (on Windows it would allow a double bind)
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise StartupError(_describe_bind_error(error, host, port)) from error
+
+
+def _describe_bind_error(error: OSError, host: str, port: int) -> str:
+    if error.errno == errno.EADDRINUSE:
+        return (f'Port {port} on {host} is in use (is J.A.R.V.I.S. already running?): close the program that '
+                f'uses it, or start with --port and another number.')
+    if error.errno == errno.EACCES:
+        return f'Port {port} needs administrator rights: start with --port and a number above 1024.'
+    if isinstance(error, socket.gaierror) or error.errno == errno.EADDRNOTAVAIL:
+        return (f'J.A.R.V.I.S. cannot serve on {host}: it is not an address of this machine; start with '
+                f'--host 127.0.0.1 (or another address of this machine).')
+    return f'J.A.R.V.I.S. cannot serve on {host}:{port} ({error.strerror or error}): try another --port or --host.'
+
+
+def _bound_quitting(services: Services) -> None:
+    """SIGTERM arms the exit deadline and first stops the answers being generated: they are saved as
+    "stopped" with their text, and the requests that wait for them end before uvicorn stops waiting."""
+    loop = asyncio.get_running_loop()
+    exit_deadline.on_sigterm(lambda: loop.call_soon_threadsafe(services.stop_answers))
+    exit_deadline.quiet_cancelled_requests()
+
+
+async def _quit_if_start_fails(services: Services) -> None:
+    try:
+        await services.wait_ready()
+    except StartupError as error:
+        print(f'jarvis: {error}', file=sys.stderr, flush=True)
+        exit_deadline.arm(code=1)
+        app.shutdown()

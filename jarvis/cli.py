@@ -110,11 +110,21 @@ def main(argv: list[str] | None = None) -> int:
     # NICEGUI_STORAGE_PATH says otherwise; it reads the variable once, when nicegui is imported (next line)
     os.environ.setdefault('NICEGUI_STORAGE_PATH', str(settings.data_dir / 'nicegui'))
     from .app import run  # pylint: disable=import-outside-toplevel  # keeps --help fast
+    from .services import StartupError  # pylint: disable=import-outside-toplevel
     # uvicorn shuts down cleanly on SIGTERM and then raises the signal again; this handler turns
     # that into a normal exit (code 0), as closing the window or Ctrl+C does
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    run(settings, native=native, show=not args.no_open, native_port=args.port)
-    return 0
+    try:
+        return run(settings, native=native, show=not args.no_open, native_port=args.port)
+    except StartupError as error:  # the port, the data folder or the database cannot be used: say what to do
+        log.debug('the start failed', exc_info=True)
+        print(f'jarvis: {error}', file=sys.stderr)
+        return 1
+    except Exception as error:  # anything else that stops the start: one line here, the details at DEBUG
+        log.debug('the start failed', exc_info=True)
+        print(f'jarvis: J.A.R.V.I.S. could not start ({type(error).__name__}: {error}); start it with '
+              f'--log-level DEBUG to see where.', file=sys.stderr)
+        return 1
 
 
 def native_window_unavailable() -> str | None:

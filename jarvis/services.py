@@ -6,25 +6,46 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from .assistant.assistant import Assistant
 from .config import Settings
+from .events import Event, Notification
 from .hub import Hub
 from .metrics import MetricsSampler
 from .models.manager import ModelManager
 from .plugins.manager import PluginManager
 from .preferences import Preferences
-from .storage import Database, SettingsStore
+from .storage import SettingsStore, StorageError, describe_storage_error, open_database, prepare_folders
 
 log = logging.getLogger(__name__)
+
+# ``stop`` gives the parts this long in all; whatever still runs then is left to the process exit
+STOP_TIMEOUT_S = 4.0
+
+
+class StartupError(Exception):
+    """The app cannot start; the message is one sentence that says what to do."""
 
 
 class Services:
     def __init__(self, settings: Settings) -> None:
+        """Open the data folder and the database (blocking, before the server starts).
+
+        Raises ``StartupError`` when they cannot be used; a damaged database is moved aside instead,
+        and the windows are told so when they connect (``startup_notices``)."""
         self.settings = settings
-        settings.ensure_dirs()
+        try:
+            prepare_folders(settings.data_dir, settings.models_dir)
+            opened = open_database(settings.db_path)
+        except StorageError as error:
+            raise StartupError(str(error)) from error
+        self._pending_notices = [Notification(opened.moved_aside.notice(), level='warning')] \
+            if opened.moved_aside else []
+        self._notices: list[Event] = []
+        self._failure: str | None = None
         self.hub = Hub(buffer_size=settings.buffer_size)
-        self.db = Database(settings.db_path)
+        self.db = opened.db
         self.store = SettingsStore(self.db)
         self.preferences = Preferences(self.store)
         self.sampler = MetricsSampler(self.hub, interval=settings.metrics_interval)
@@ -37,12 +58,39 @@ class Services:
 
     async def wait_ready(self) -> None:
         """Return once ``start`` has finished. NiceGUI runs startup handlers as tasks and serves at once,
-        so a page or a script that arrives first waits here instead of seeing half-started services."""
+        so a page or a script that arrives first waits here instead of seeing half-started services.
+
+        Raises ``StartupError`` when the start failed: nothing ever waits on a start that cannot end."""
         if self._ready is None:
             self._ready = asyncio.Event()
         await self._ready.wait()
+        if self._failure is not None:
+            raise StartupError(self._failure)
+
+    @property
+    def failure(self) -> str | None:
+        """Why the start failed (one sentence that says what to do), or None."""
+        return self._failure
+
+    def startup_notices(self) -> list[Event]:
+        """What this start has to tell every window and script that connects (a damaged database that
+        was moved aside): published when nobody is connected yet, so they are shown on connection."""
+        return list(self._notices)
 
     async def start(self) -> None:
+        """Start every part; raises ``StartupError`` (and ``wait_ready`` does from then on) when one fails."""
+        try:
+            await self._start()
+        except Exception as error:
+            log.debug('the start failed', exc_info=True)
+            self._failure = _describe_start_failure(error, self.settings)
+            raise StartupError(self._failure) from error
+        finally:
+            if self._ready is None:
+                self._ready = asyncio.Event()
+            self._ready.set()
+
+    async def _start(self) -> None:
         await asyncio.to_thread(self.store.load)
         self.models.load_options()
         await asyncio.to_thread(self.plugins.discover)
@@ -52,10 +100,8 @@ class Services:
         # the last model loads in the background: the window opens at once and the chat says
         # "no model loaded" for the second or two it takes
         self._restore = asyncio.get_running_loop().create_task(self.models.restore(), name='restore model')
+        self._notices = [self.hub.publish(notice) for notice in self._pending_notices]
         self.started = True
-        if self._ready is None:
-            self._ready = asyncio.Event()
-        self._ready.set()
         log.info('J.A.R.V.I.S. services started (data in %s)', self.settings.data_dir)
 
     async def model_ready(self) -> None:
@@ -63,12 +109,45 @@ class Services:
         if self._restore is not None:
             await asyncio.shield(self._restore)
 
+    def stop_answers(self) -> None:
+        """Stop every answer being generated, so that it is saved as "stopped" with its text (the first
+        thing to do when the app is asked to quit: the request that waits for it then ends at once)."""
+        self.assistant.stop_generation()
+
     async def stop(self) -> None:
-        await self.assistant.stop()
-        if self._restore is not None and not self._restore.done():
-            self._restore.cancel()
-        await self.plugins.stop()
-        await self.models.close()
-        await self.sampler.stop()
-        self.db.close()
+        """Stop every part, also after a failed or partial start; bounded, so that quitting always ends."""
+        async def cancel_restore() -> None:
+            if self._restore is not None and not self._restore.done():
+                self._restore.cancel()
+
+        steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+            ('assistant', self.assistant.stop), ('model restore', cancel_restore), ('plugins', self.plugins.stop),
+            ('models', self.models.close), ('metrics', self.sampler.stop)]
+        try:
+            await asyncio.wait_for(_run_each(steps), STOP_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            log.warning('the app did not stop within %.0f s; quitting anyway', STOP_TIMEOUT_S)
+        # the connection's lock is held while a query runs: closing waits for it in a thread, never on the loop
+        closing = asyncio.ensure_future(asyncio.to_thread(self._close_db))
+        await asyncio.wait([closing], timeout=1.0)
         self.started = False
+
+    def _close_db(self) -> None:
+        try:
+            self.db.close()
+        except Exception:  # the data is committed already; nothing to do about it when quitting
+            log.warning('the database did not close cleanly', exc_info=True)
+
+
+async def _run_each(steps: list[tuple[str, Callable[[], Awaitable[None]]]]) -> None:
+    for name, step in steps:
+        try:
+            await step()
+        except Exception:  # one part that fails to stop must not keep the others running
+            log.warning('%s did not stop cleanly', name, exc_info=True)
+
+
+def _describe_start_failure(error: Exception, settings: Settings) -> str:
+    return describe_storage_error(error, settings.db_path) or (
+        f'J.A.R.V.I.S. could not start ({type(error).__name__}: {error}): start it with --log-level DEBUG '
+        f'to see where.')

@@ -51,7 +51,8 @@ class Harness:
 
 
 @asynccontextmanager
-async def simulate(settings: Settings, plugins: Sequence[type[Plugin]] = BUILTIN_PLUGINS) -> AsyncIterator[Harness]:
+async def simulate(settings: Settings, plugins: Sequence[type[Plugin]] = BUILTIN_PLUGINS, *,
+                   wait_ready: bool = True) -> AsyncIterator[Harness]:
     """The app with exactly these plugins (the built-ins by default): tests never depend on which
     third-party plugins are installed here."""
     with nicegui_reset_globals():
@@ -70,7 +71,8 @@ async def simulate(settings: Settings, plugins: Sequence[type[Plugin]] = BUILTIN
             prepare_simulation()
             ui.run(root, storage_secret='test secret', reconnect_timeout=0.2)
             async with core.app.router.lifespan_context(core.app):
-                await services.wait_ready()
+                if wait_ready:
+                    await services.wait_ready()
                 yield Harness(services, new_client)
                 for client in clients:
                     await client.aclose()

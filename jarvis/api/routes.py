@@ -8,18 +8,20 @@ published at ``/api/openapi.json``.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Query, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
 
 from .. import __version__, events
 from ..assistant.assistant import ChatInputError
 from ..assistant.conversations import ConversationNotFound
 from ..models.base import ModelError
 from ..plugins.manager import PluginError, PluginNotFound
-from ..services import Services
+from ..services import Services, StartupError
 from .errors import error
 from .schemas import ChatRequest, ConversationId, LoadModelRequest, PluginSettingsRequest, TogglePluginRequest
 
@@ -35,12 +37,23 @@ def register(app: FastAPI, services: Services) -> None:
     router = APIRouter(dependencies=[Depends(services.wait_ready)])
     _add_routes(router, services)
     app.include_router(router)
+    app.add_exception_handler(StartupError, _start_failed)  # type: ignore[arg-type]
     schema = get_openapi(title='J.A.R.V.I.S. Desktop API', version=__version__, routes=router.routes,
                          description='The hub and the domain for scripts. Every error is {"error": "..."}.')
 
     @app.get(OPENAPI_PATH, include_in_schema=False)
     async def openapi() -> dict[str, Any]:
         return schema
+
+
+async def _start_failed(connection: Request | WebSocket, problem: StartupError) -> JSONResponse | None:
+    """Every route while the start has failed (the app is quitting): 503 and why, instead of a wait."""
+    if isinstance(connection, WebSocket):  # accepted first, so that a script reads why it is closed
+        await connection.accept()
+        await connection.send_text(json.dumps({'error': str(problem)}))
+        await connection.close(code=1011, reason='J.A.R.V.I.S. could not start')
+        return None
+    return error(503, str(problem))
 
 
 def _add_routes(app: APIRouter, services: Services) -> None:
@@ -72,6 +85,8 @@ def _add_routes(app: APIRouter, services: Services) -> None:
         subscription = hub.subscribe(
             name=f'api client {client}', types=types, viewer=True,
             replay=[t for t in REPLAYED_TYPES if types is None or t in types])
+        for notice in services.startup_notices():  # e.g. a damaged database moved aside at start
+            subscription.offer(notice)
 
         async def send() -> None:
             async for event in subscription:

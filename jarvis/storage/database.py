@@ -60,19 +60,72 @@ MIGRATIONS: list[str] = [
 ]
 
 
+class DamagedDatabase(sqlite3.DatabaseError):
+    """The file is not a readable SQLite database: garbage, truncated, or pages that fail ``quick_check``."""
+
+
+# SQLite's primary result codes for a damaged file (the extended codes keep them in the low byte)
+_SQLITE_CORRUPT = 11
+_SQLITE_NOTADB = 26
+
+
+def is_damage(error: BaseException) -> bool:
+    """Whether an error says that the database file itself is damaged (rather than locked, read-only, ...)."""
+    if isinstance(error, DamagedDatabase):
+        return True
+    code = getattr(error, 'sqlite_errorcode', None)
+    return isinstance(error, sqlite3.DatabaseError) and code is not None and code & 0xFF in (
+        _SQLITE_CORRUPT, _SQLITE_NOTADB)
+
+
+def read_only_uri(path: Path) -> str:
+    """An SQLite URI that opens ``path`` read-only (it never writes to the file, nor checkpoints its WAL)."""
+    return f'{path.absolute().as_uri()}?mode=ro'
+
+
+def quick_check(path: Path) -> None:
+    """Raise ``DamagedDatabase`` (or another ``sqlite3.DatabaseError``) when the file is damaged.
+
+    ``PRAGMA quick_check`` reads every page once (milliseconds for a typical history), so damaged pages
+    are found at start instead of when a conversation that lives on them is opened. It runs on a
+    read-only connection: closing a read-write one would first copy the WAL into the damaged file,
+    and the file is to be kept exactly as it was found."""
+    connection = sqlite3.connect(read_only_uri(path), uri=True)
+    try:
+        problems = [row[0] for row in connection.execute('PRAGMA quick_check(3)').fetchall()]
+    finally:
+        connection.close()
+    if problems != ['ok']:
+        raise DamagedDatabase('; '.join(problems))
+
+
 class Database:
+    """One connection, opened, checked and migrated at once: a file that cannot serve the app fails here,
+    at start, with ``sqlite3.Error`` (``DamagedDatabase`` or ``is_damage()`` for a damaged file), and not
+    in the middle of a conversation."""
+
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         if str(path) != ':memory:':
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            if self.path.exists():
+                quick_check(self.path)
         self._lock = threading.RLock()
         self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._conn.row_factory = sqlite3.Row
-        self._conn.execute('PRAGMA foreign_keys = ON')
-        # WAL keeps every committed message through a crash or kill of the app.
-        self._conn.execute('PRAGMA journal_mode = WAL')
-        self._conn.execute('PRAGMA synchronous = NORMAL')
-        self._migrate()
+        try:
+            self._conn.row_factory = sqlite3.Row
+            self._conn.execute('PRAGMA foreign_keys = ON')
+            # WAL keeps every committed message through a crash or kill of the app.
+            self._conn.execute('PRAGMA journal_mode = WAL')
+            self._conn.execute('PRAGMA synchronous = NORMAL')
+            self._migrate()
+            # a database that opens but cannot be written (a read-only file, another program's lock)
+            # would lose the first message: find out now
+            self._conn.execute('BEGIN IMMEDIATE')
+            self._conn.execute('ROLLBACK')
+        except BaseException:
+            self._conn.close()
+            raise
 
     def _migrate(self) -> None:
         with self._lock:
@@ -102,9 +155,6 @@ class Database:
     def query_one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Row | None:
         with self._lock:
             return self._conn.execute(sql, params).fetchone()
-
-    def integrity_ok(self) -> bool:
-        return self.query_one('PRAGMA integrity_check')[0] == 'ok'  # type: ignore[index]
 
     async def run(self, function: Callable[..., T], *args: Any) -> T:
         """Run a blocking database function in a worker thread."""

@@ -14,7 +14,7 @@ from nicegui import background_tasks, ui
 from .. import events, framework
 from ..events import ChatMessage, ModelLoaded, Notification
 from ..preferences import Preferences
-from ..services import Services
+from ..services import Services, StartupError
 from . import notifications
 from .live import LiveWindow, use_hub
 from .live_indicator import LiveIndicator
@@ -36,8 +36,12 @@ def build_root(services: Services, views: list[View]) -> Callable[[], None]:
     routes = {view.path: _bind(view, services) for view in views}
 
     async def root() -> None:
-        await services.wait_ready()
         ui.page_title('J.A.R.V.I.S.')
+        try:
+            await services.wait_ready()
+        except StartupError as error:  # the app is quitting; say why instead of an error page
+            ui.label(f'J.A.R.V.I.S. could not start. {error}').classes('m-8 text-lg').mark('startup-error')
+            return
         ui.colors(primary='#0ea5e9', secondary='#6366f1', accent='#22d3ee')
         dark = ui.dark_mode(services.preferences.dark_mode)
         live = use_hub(services.hub)
@@ -45,6 +49,10 @@ def build_root(services: Services, views: list[View]) -> Callable[[], None]:
             # the sampler idles while no window is open: take a fresh sample for this one right away
             background_tasks.create(services.sampler.current(), name='first sample')
         ui.on_exception(_notify_exception)  # an error in one handler is reported in this window only
+        for notice in services.startup_notices():  # published before any window was there to see it
+            if isinstance(note := notice.data, Notification):
+                notifications.notify(live.client, note.message, type=note.level, timeout=0, close_button='OK',
+                                     multi_line=True)
 
         with ui.left_drawer(value=True, bordered=True).props('width=210').classes('px-0') as drawer:
             nav_items = _navigation(views)

@@ -43,14 +43,22 @@ class AppServer:
         return [sys.executable, '-m', 'jarvis', '--no-open', '--host', self.host, '--port', str(self.port),
                 '--data-dir', str(self.data_dir), *self.args]
 
-    def start(self, *, wait: bool = True, timeout: float = 60.0) -> AppServer:
+    def environment(self) -> dict[str, str]:
         env = {**os.environ, 'PYTHONUNBUFFERED': '1', **OFFLINE_ENV, **self.env}
         env.pop('PYTEST_CURRENT_TEST', None)  # NiceGUI would take the app for its own test server
+        return env
+
+    def start(self, *, wait: bool = True, timeout: float = 60.0) -> AppServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, 'ab')  # noqa: SIM115  # closed in stop()
-        self.process = subprocess.Popen(self.command(), stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        self.process = subprocess.Popen(self.command(), stdout=self._log, stderr=subprocess.STDOUT,
+                                        env=self.environment())
         if wait:
-            self.wait_until_up(timeout)
+            try:
+                self.wait_until_up(timeout)
+            except BaseException:
+                self.kill()  # a start that failed or hangs must not outlive the test
+                raise
         return self
 
     def wait_until_up(self, timeout: float = 60.0, path: str = '/api/hub/stats', **kwargs: object) -> None:
