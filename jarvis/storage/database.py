@@ -1,5 +1,9 @@
-"""A small, thread-safe SQLite wrapper. Callers on the event loop use the ``a*`` methods,
-which run the query in a worker thread so that disk I/O never blocks the loop."""
+"""A small, thread-safe SQLite wrapper.
+
+One way in from the event loop: ``await db.run(function, *args)`` runs a blocking function (which
+calls ``execute``/``query``/``query_one``) in a worker thread, so that disk I/O never blocks the loop
+and a function's statements run together.
+"""
 from __future__ import annotations
 
 import asyncio
@@ -159,12 +163,6 @@ class Database:
     async def run(self, function: Callable[..., T], *args: Any) -> T:
         """Run a blocking database function in a worker thread."""
         return await asyncio.to_thread(function, *args)
-
-    async def aexecute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> None:
-        await asyncio.to_thread(self.execute, sql, params)
-
-    async def aquery(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
-        return await asyncio.to_thread(self.query, sql, params)
 
     def close(self) -> None:
         with self._lock:
