@@ -1,6 +1,9 @@
 """How numbers read in the UI. ``None`` always reads "n/a": a missing reading is never a 0."""
 from __future__ import annotations
 
+from ..events import ModelLoaded
+from ..models.base import MemoryNeed
+
 NA = 'n/a'
 
 
@@ -48,3 +51,23 @@ def level_color(value: float | None) -> str:
     if value < 75:
         return 'warning'
     return 'negative'
+
+
+def model_caption(model: ModelLoaded | None, none: str = 'No model loaded') -> str:
+    """The active model in one line ("Model: gemma-3-270m-q4_k_m"); ``none`` while there is none."""
+    name = model.model if model is not None else None
+    return f'Model: {name}' if name else none
+
+
+def memory_need(need: MemoryNeed | None) -> str:
+    """A model's memory verdict in one line; nothing when its size is unknown."""
+    if need is None:
+        return ''
+    vram = f', {bytes_(need.vram_free_bytes)} VRAM' if need.vram_free_bytes is not None else ''
+    verdict = 'fits' if need.fits else 'does not fit'
+    return f'Needs about {bytes_(need.needed_bytes)}; free: {bytes_(need.ram_free_bytes)} RAM{vram} ({verdict})'
+
+
+def free_memory(ram_free: int | None, vram_free: int | None) -> str:
+    vram = f', {bytes_(vram_free)} VRAM' if vram_free is not None else ' (no GPU)'
+    return f'Free now: {bytes_(ram_free)} RAM{vram}'
