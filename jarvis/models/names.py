@@ -25,7 +25,7 @@ def validate_name(name: object, source: str | None = None) -> str:
         raise InvalidModelName(f'That model name is too long ({len(name)} characters, at most {MAX_NAME_CHARS}).')
     shown = name[:60]
     if any(not c.isprintable() for c in name) or name != name.strip():
-        raise InvalidModelName(f'The model name {shown!r} has control characters or spaces around it.')
+        raise InvalidModelName(f'{shown!r} is not a valid model name (control characters or spaces around it).')
     if source == 'local' and any(part in name for part in _LOCAL_FORBIDDEN):
         raise InvalidModelName(f'"{shown}" is not a valid local model name (no path separators, ":" or "..").')
     if source == 'ollama' and not _OLLAMA_NAME.fullmatch(name):
