@@ -453,3 +453,32 @@ def test_the_memory_verdict() -> None:
     assert MemoryNeed(2 * gib, gib, 3 * gib).fits, 'the GPU has room'
     assert MemoryNeed(2 * gib, 3 * gib, None).fits
     assert MemoryNeed(2 * gib, None, None).fits, 'nothing could be read: nothing is refused'
+
+
+async def test_unloading_an_ollama_model_stops_its_answer(settings: Settings, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv('JARVIS_MODELS_DIR', str(tmp_path / 'models'))
+    with FakeOllama([FakeModel('tinyllama:latest')]) as ollama:
+        ollama.chat_hold_at = 1  # the answer's second piece never comes while the test runs
+        services = Services(settings.with_changes(ollama_host=ollama.url))
+        services.plugins._builtins = []  # pylint: disable=protected-access
+        await services.start()
+        try:
+            await services.models.load('tinyllama:latest', 'ollama')
+            streaming = asyncio.Event()
+
+            def seen(event: events.Event) -> None:
+                message = event.data
+                if message.role == 'assistant' and message.status == 'streaming' and message.text:  # type: ignore[union-attr]
+                    streaming.set()
+
+            services.hub.subscribe(seen, types=[events.CHAT_MESSAGE])
+            answer = asyncio.ensure_future(services.assistant.send('Status report?'))
+            await asyncio.wait_for(streaming.wait(), 30)
+            await asyncio.wait_for(services.models.unload(), 30)  # not held by the answer
+            final = await asyncio.wait_for(answer, 30)
+            assert (final.status, final.text) == ('stopped', ollama.chat_pieces()[0])
+            assert ollama.running == {}
+        finally:
+            ollama.chat_go.set()
+            await services.stop()

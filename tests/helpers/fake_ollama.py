@@ -118,6 +118,9 @@ class FakeOllama:
         self.chat_error = 'an error was encountered while running the model: unexpected EOF'
         self.chat_delay = 0.0  # seconds before each piece
         self.chat_first_delay = 0.0  # seconds before the response starts (as when a model loads)
+        # hold a chat until chat_go is set: before its response starts (0) or after this many pieces
+        self.chat_hold_at: int | None = None
+        self.chat_go = threading.Event()
 
         self._app = Starlette(routes=[
             Route('/', self._root, methods=['GET', 'HEAD']),
@@ -301,6 +304,8 @@ class FakeOllama:
             return _not_pulled(body.get('model', ''))
         if self.chat_first_delay:
             await asyncio.sleep(self.chat_first_delay)
+        if self.chat_hold_at == 0:
+            await self._chat_held()
         self._keep(name, body.get('keep_alive'))
         return StreamingResponse(self._chat_lines(name), media_type=NDJSON)
 
@@ -312,6 +317,8 @@ class FakeOllama:
         pieces = self.chat_pieces()
         with self._stream_counter():
             for sent, piece in enumerate(pieces):
+                if sent and sent == self.chat_hold_at:
+                    await self._chat_held()
                 if self.chat_error_after is not None and sent == self.chat_error_after:
                     yield _line({'error': self.chat_error})
                     return
@@ -324,6 +331,10 @@ class FakeOllama:
                          'total_duration': 1_250_000_000, 'load_duration': 50_000_000,
                          'prompt_eval_count': 26, 'prompt_eval_duration': 130_000_000,
                          'eval_count': len(pieces), 'eval_duration': 1_000_000_000})
+
+    async def _chat_held(self) -> None:
+        while not self.chat_go.is_set():
+            await asyncio.sleep(0.02)
 
     @contextlib.contextmanager
     def _stream_counter(self) -> Iterator[None]:
