@@ -80,8 +80,8 @@ class LlamaCppModel:
                     stream=True)
                 read, guard = _completion_text, LoopGuard()
             try:
-                # llama.cpp computes one token (or one batch of the prompt) per step of the stream:
-                # a cancel or a close takes effect after that step
+                # llama.cpp reads the whole prompt before the first step of the stream, then computes
+                # one token per step: a cancel or a close takes effect when the step under way ends
                 for chunk in stream:
                     if cancel.is_set():
                         break  # leaving the generator stops llama.cpp from computing further tokens
