@@ -247,12 +247,12 @@ def test_cancel_stops_a_slow_chat_early(chat: OllamaChatModel, fake: FakeOllama)
         cancel.set()  # as the UI does: from another thread, while the worker waits for the next piece
         worker.join(30)
         assert not worker.is_alive(), 'the chat ended without waiting for the next piece'
+        # the connection is closed, so the server stops generating (it sees so while it holds the piece)
+        assert _wait_for(lambda: fake.streams_aborted == 1)
     finally:
         fake.chat_go.set()
         worker.join(30)
     assert len(pieces) == 1 < total
-    # the connection is closed, so the server stops generating
-    assert _wait_for(lambda: fake.streams_aborted == 1)
     assert fake.streams_completed == 0
 
 

@@ -21,7 +21,7 @@ from ..security import is_loopback
 from .base import ChatTurn, GenerationOptions, ModelError, ModelInfo
 from .names import validate_name
 
-DEFAULT_PORT = 11434
+DEFAULT_PORT = urllib.parse.urlsplit(DEFAULT_OLLAMA_HOST).port or 11434  # Ollama's port, from its default address
 # how long Ollama keeps a model in memory after a request; every request resets it, so the chat sends it too
 DEFAULT_KEEP_ALIVE = '30m'
 # Ollama runs a model with its own num_ctx (4096 unless configured), not the trained context length:
@@ -50,7 +50,7 @@ class OllamaModelNotFound(OllamaError):
 def normalize_host(host: str | None) -> str:
     """Turn an ``OLLAMA_HOST`` value into a base URL, as Ollama's own clients read it.
 
-    No scheme means http and port 11434; an explicit http/https without a port means 80/443.
+    No scheme means http and Ollama's port (11434); an explicit http/https without a port means 80/443.
     The wildcard addresses a server listens on (0.0.0.0, ::) are not addresses to connect to:
     they become the loopback address.
     """
