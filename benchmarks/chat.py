@@ -51,7 +51,7 @@ from .common import (
 
 TARGET_RATIO = 0.95
 MODEL_NAME = 'gemma-3-270m-q4_k_m'
-PROMPT = 'List twenty fruits, one per line, with a sentence about each.'  # the base model fills max_tokens
+PROMPT = 'List all the US states with a fact about each one.'  # the default model fills max_tokens (about 430 alone)
 
 
 class Direct:

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from nicegui import app, ui
 
 from . import api, exit_deadline, framework
-from .api.errors import install_error_handlers
 from .config import Settings
 from .resources import asset, assets_dir
 from .services import Services, StartupError
@@ -58,7 +57,6 @@ def create_app(settings: Settings) -> tuple[Services, Callable[[], None]]:
     # Host, Origin, the access token, JSON bodies and the body limit, before every route and socket
     app.add_middleware(WebGuard, policy=GuardPolicy.from_settings(settings))
     api.register(app, services)
-    install_error_handlers(app)
     app.add_static_files('/assets', str(assets_dir()))
     ui.add_css(asset('styles.css').read_text(encoding='utf-8'), shared=True)  # read once, for every page
     return services, build_root(services, views())

@@ -8,9 +8,11 @@ import pytest
 from nicegui.testing.user import User
 
 from jarvis.config import Settings
+from jarvis.models.base import ModelError
 from jarvis.models.default_model import DEFAULT_MODEL_FILE
 
 from .conftest import Harness, simulate
+from .helpers.files import read_only
 from .helpers.waiting import eventually as wait_until
 
 
@@ -67,11 +69,13 @@ async def test_a_load_in_one_window_updates_the_other(gemma_app: Harness) -> Non
     await eventually(lambda: bob.find(marker=row).elements)
     await eventually(lambda: alice.find(marker=row).elements)
     assert in_row(bob, row, 'model-state').text == 'available'
-    assert one(bob, 'active-model').text == 'No model is active.'
+    assert one(bob, 'active-model').text == 'No model loaded'
+    assert in_row(bob, row, 'model-memory').text.startswith('Needs about ') and '(fits)' in in_row(bob, row, 'model-memory').text
+    assert one(bob, 'memory-free').text.startswith('Free now: ') and '(no GPU)' in one(bob, 'memory-free').text
     click_in_row(alice, row, 'model-load')
     await eventually(lambda: in_row(bob, row, 'model-state').text == 'loaded')
     # the row's state and the model_loaded event are two events: wait for the second one too
-    await eventually(lambda: one(bob, 'active-model').text == f'Active for chat: {GEMMA} (local)')
+    await eventually(lambda: one(bob, 'active-model').text == f'Model: {GEMMA}')
     assert one(bob, 'header-model').text == f'Model: {GEMMA}'
     assert in_row(bob, row, 'model-unload').visible and not in_row(bob, row, 'model-load').visible
     click_in_row(bob, row, 'model-unload')
@@ -88,6 +92,44 @@ async def test_a_broken_file_shows_its_error(gemma_app: Harness) -> None:
     assert 'not a GGUF model' in in_row(user, row, 'model-error').text
     await user.should_see(marker='ollama-retry')  # no Ollama here: it says so and offers a retry
     assert 'not running' in one(user, 'ollama-status').text
+
+
+async def test_a_default_model_that_cannot_be_installed_says_what_to_do(settings: Settings, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / 'models'
+    folder.mkdir()
+    monkeypatch.setenv('JARVIS_MODELS_DIR', str(folder))
+    with read_only(folder):
+        async with simulate(settings.with_changes(load_default_model=True)) as harness:
+            await harness.services.model_ready()
+            user = harness.new_user()
+            await user.open('/models')
+            row = f'model-row:local:{GEMMA}'
+            await eventually(lambda: user.find(marker=row).elements)
+            assert in_row(user, row, 'model-state').text == 'error'
+            assert 'could not be installed' in in_row(user, row, 'model-error').text
+            assert 'writable' in in_row(user, row, 'model-error').text
+            chat = harness.new_user()
+            await chat.open('/chat')
+            banner = element(chat, 'no-model-banner')
+            assert banner.visible and 'could not be installed' in banner.text and 'no download' not in banner.text
+
+
+async def test_the_chat_banner_follows_a_failed_install(settings: Settings, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A window open before the install fails stops promising the default model when it does."""
+    folder = tmp_path / 'models'
+    folder.mkdir()
+    monkeypatch.setenv('JARVIS_MODELS_DIR', str(folder))
+    async with simulate(settings) as harness:
+        chat = harness.new_user()
+        await chat.open('/chat')
+        banner = element(chat, 'no-model-banner')
+        assert 'needs no download' in banner.text, 'the default model can be installed'
+        with read_only(folder), pytest.raises(ModelError, match='could not be installed'):
+            await harness.services.models.load(GEMMA)  # as the Load button of another window does
+        await eventually(lambda: 'could not be installed' in banner.text)
+        assert 'needs no download' not in banner.text
 
 
 async def test_a_toggle_in_one_window_flips_the_switch_in_the_other(jarvis: Harness) -> None:

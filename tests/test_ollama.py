@@ -231,47 +231,51 @@ def _wait_for(condition: Callable[[], bool], timeout: float = 3.0) -> bool:
 
 
 def test_cancel_stops_a_slow_chat_early(chat: OllamaChatModel, fake: FakeOllama) -> None:
-    fake.chat_delay = 1.0
+    fake.chat_hold_at = 1  # the second piece comes only when the test says so: it never does
     total = len(fake.chat_pieces())
     cancel = threading.Event()
-    cancelled_at: list[float] = []
-
-    def press_stop() -> None:
-        cancelled_at.append(time.monotonic())
-        cancel.set()
-
-    # as the UI does: from another thread, while the worker waits for the next piece
-    timer = threading.Timer(1.5, press_stop)  # half way between the 1st and 2nd piece
     pieces: list[str] = []
-    timer.start()
-    try:
+
+    def read() -> None:
         for piece in chat.stream_chat(TURNS, GenerationOptions(), cancel):
             pieces.append(piece)
-        stopped_at = time.monotonic()
-    finally:
-        timer.cancel()
-        timer.join()
 
+    worker = threading.Thread(target=read)
+    worker.start()
+    try:
+        assert _wait_for(lambda: len(pieces) == 1)
+        cancel.set()  # as the UI does: from another thread, while the worker waits for the next piece
+        worker.join(30)
+        assert not worker.is_alive(), 'the chat ended without waiting for the next piece'
+        # the connection is closed, so the server stops generating (it sees so while it holds the piece)
+        assert _wait_for(lambda: fake.streams_aborted == 1)
+    finally:
+        fake.chat_go.set()
+        worker.join(30)
     assert len(pieces) == 1 < total
-    assert stopped_at - cancelled_at[0] < 0.25  # well before the next piece would have come
-    # the connection is closed, so the server stops generating
-    assert _wait_for(lambda: fake.streams_aborted == 1)
     assert fake.streams_completed == 0
 
 
 def test_cancel_while_waiting_for_the_first_line(chat: OllamaChatModel, fake: FakeOllama) -> None:
-    fake.chat_first_delay = 3.0  # as when Ollama loads the model before answering
+    fake.chat_hold_at = 0  # as when Ollama loads the model before answering: no response yet
     cancel = threading.Event()
-    timer = threading.Timer(0.3, cancel.set)
-    start = time.monotonic()
-    timer.start()
+    pieces: list[str] = []
+
+    def read() -> None:
+        for piece in chat.stream_chat(TURNS, GenerationOptions(), cancel):
+            pieces.append(piece)
+
+    worker = threading.Thread(target=read)
+    worker.start()
     try:
-        pieces = list(chat.stream_chat(TURNS, GenerationOptions(), cancel))
+        assert _wait_for(lambda: ('POST', '/api/chat') in fake.requests)
+        cancel.set()
+        worker.join(30)
+        assert not worker.is_alive(), 'the chat ended while Ollama had not answered yet'
     finally:
-        timer.cancel()
-        timer.join()
+        fake.chat_go.set()
+        worker.join(30)
     assert pieces == []
-    assert time.monotonic() - start < 1.0
 
 
 def test_a_chat_cancelled_before_it_starts_sends_nothing(chat: OllamaChatModel, fake: FakeOllama) -> None:

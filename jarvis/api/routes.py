@@ -22,7 +22,7 @@ from ..assistant.conversations import ConversationNotFound
 from ..models.base import ModelError
 from ..plugins.manager import PluginError, PluginNotFound
 from ..services import Services, StartupError
-from .errors import error
+from .errors import error, install_error_handlers
 from .schemas import ChatRequest, ConversationId, LoadModelRequest, PluginSettingsRequest, TogglePluginRequest
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,7 @@ def register(app: FastAPI, services: Services) -> None:
     router = APIRouter(dependencies=[Depends(services.wait_ready)])
     _add_routes(router, services)
     app.include_router(router)
+    install_error_handlers(app)
     app.add_exception_handler(StartupError, _start_failed)  # type: ignore[arg-type]
     schema = get_openapi(title='J.A.R.V.I.S. Desktop API', version=__version__, routes=router.routes,
                          description='The hub and the domain for scripts. Every error is {"error": "..."}.')
@@ -151,19 +152,17 @@ def _add_routes(app: APIRouter, services: Services) -> None:
 
     @app.get('/api/models', tags=['models'])
     async def list_models() -> Any:
-        models_list = await models.list_models()
-        active = models.active_info
-        return {'models': [_model_dict(m) for m in models_list],
-                'active': _model_dict(active) if active else None,
-                'ollama': models.ollama_status or 'ok'}
+        """Every model with its state and memory verdict, the active one, Ollama's status and free memory."""
+        return (await models.catalog()).to_dict()
 
     @app.post('/api/models/load', tags=['models'])
     async def load_model(request: LoadModelRequest) -> Any:
+        """Make a model the active one; on failure the previous model stays active."""
         try:
-            info = await models.load(request.model, request.source or _guess_source(request.model))
-        except ModelError as problem:
+            info = await models.load(request.model, request.source)
+        except ModelError as problem:  # InvalidModelName included
             return error(422, str(problem))
-        return {'loaded': _model_dict(info)}
+        return {'loaded': info.to_dict()}
 
     @app.post('/api/models/unload', tags=['models'])
     async def unload_model() -> dict:
@@ -196,14 +195,3 @@ def _add_routes(app: APIRouter, services: Services) -> None:
         except PluginError as problem:
             return error(422, str(problem))
         return {'plugin': info.name, 'settings': info.settings}
-
-
-def _model_dict(info: Any) -> dict:
-    return {'name': info.name, 'source': info.source, 'size_bytes': info.size_bytes,
-            'quantization': info.quantization, 'parameters': info.parameters,
-            'context_length': info.context_length, 'state': info.state, 'error': info.error}
-
-
-def _guess_source(name: object) -> str:
-    # a name with a tag ("llama3:8b") is an Ollama model; a plain file name is local
-    return 'ollama' if isinstance(name, str) and ':' in name else 'local'

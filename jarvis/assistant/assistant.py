@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Protocol
 
@@ -31,8 +31,7 @@ SYSTEM_PROMPT = (
 )
 COALESCE_S = 0.1  # stream updates go out at most this often, so a fast model cannot flood the windows
 ACTIVE_KEY = 'chat.active_conversation'
-NO_MODEL = ('No model is loaded, so I can only answer through plugins right now. '
-            'Open **Models** and load one (the default Gemma model needs no download).')
+NO_MODEL = 'No model is loaded, so I can only answer through plugins right now.'  # + the models' hint
 
 
 class ChatInputError(ValueError):
@@ -45,6 +44,11 @@ class ModelSource(Protocol):
 
     @property
     def generation_options(self) -> GenerationOptions: ...
+
+    @property
+    def no_model_hint(self) -> str: ...
+
+    def on_release(self, listener: Callable[[ChatModel], Awaitable[None]]) -> None: ...
 
 
 class Assistant:
@@ -60,6 +64,9 @@ class Assistant:
         self._streaming: dict[str, ChatMessage] = {}  # message id -> the answer so far
         self._cancel: dict[str, threading.Event] = {}
         self._generation_lock = asyncio.Lock()
+        # answer id -> the model it uses and an event set once it lets go of it
+        self._using: dict[str, tuple[ChatModel, asyncio.Event]] = {}
+        models.on_release(self.stop_answers_of)
 
     async def start(self) -> None:
         """Reopen the last conversation (or start the first one)."""
@@ -207,11 +214,36 @@ class Assistant:
         async with self._generation_lock:  # one model, one generation at a time; others wait their turn
             model = self.models.active  # read after the wait: the model may have changed meanwhile
             if model is None:
-                return replace(answer, text=NO_MODEL, status='done', source='J.A.R.V.I.S.')
-            if cancel.is_set():
-                return replace(answer, status='stopped', source=model.name, model=model.name)
-            turns = await self._prompt(model, answer.conversation_id, answer.id)
-            return await self._stream(model, turns, answer, cancel)
+                return replace(answer, text=self.no_model_text, status='done', source='J.A.R.V.I.S.')
+            released = asyncio.Event()
+            self._using[answer.id] = (model, released)
+            try:
+                if not cancel.is_set():
+                    turns = await self._prompt(model, answer.conversation_id, answer.id)
+                if cancel.is_set():  # stopped, or the model is being released, before it started
+                    return replace(answer, status='stopped', source=model.name, model=model.name)
+                return await self._stream(model, turns, answer, cancel)
+            finally:
+                del self._using[answer.id]
+                released.set()
+
+    @property
+    def no_model_text(self) -> str:
+        """The answer while no model is loaded: what the models part says to do now."""
+        return f'{NO_MODEL} {self.models.no_model_hint}'
+
+    async def stop_answers_of(self, model: ChatModel) -> None:
+        """Stop the answers a model is generating (kept as "stopped") and return once they let go of it.
+
+        The model manager calls this before it unloads or replaces the model, so that neither waits
+        for an answer to run to its end.
+        """
+        waits = []
+        for answer_id, (used, released) in list(self._using.items()):
+            if used is model:
+                self._cancel.setdefault(answer_id, threading.Event()).set()
+                waits.append(released.wait())
+        await asyncio.gather(*waits)
 
     async def _prompt(self, model: ChatModel, conversation_id: str, answer_id: str) -> list[ChatTurn]:
         messages = await self._store.messages(conversation_id)

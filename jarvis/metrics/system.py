@@ -30,6 +30,14 @@ class SystemReading:
     net_recv_per_s: float | None
 
 
+def free_memory_bytes() -> int | None:
+    """The RAM that can be given to a new process now, without swapping (None: it cannot be read)."""
+    try:
+        return int(psutil.virtual_memory().available)
+    except (OSError, RuntimeError):
+        return None
+
+
 class PsutilReader:
     def __init__(self, disk_path: str | Path | None = None) -> None:
         self.disk_path = str(disk_path or Path.home())

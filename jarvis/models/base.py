@@ -45,9 +45,31 @@ class ChatModel(Protocol):
     def close(self) -> None: ...
 
 
-@dataclass
+ModelState = Literal['available', 'loading', 'loaded', 'error']
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryNeed:
+    """Whether a model fits the memory free right now (the manager's verdict; views only show it)."""
+
+    needed_bytes: int
+    ram_free_bytes: int | None  # None: could not be read
+    vram_free_bytes: int | None  # None: no GPU could be read
+
+    @property
+    def fits(self) -> bool:
+        """Fits the free RAM or the free GPU memory; with no reading at all nothing is refused."""
+        known = [free for free in (self.ram_free_bytes, self.vram_free_bytes) if free is not None]
+        return not known or any(self.needed_bytes <= free for free in known)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {'needed_bytes': self.needed_bytes, 'ram_free_bytes': self.ram_free_bytes,
+                'vram_free_bytes': self.vram_free_bytes, 'fits': self.fits}
+
+
+@dataclass(frozen=True)
 class ModelInfo:
-    """A model the app can use, as the Models view lists it."""
+    """A model the app can use, as the manager lists it (a snapshot: the manager makes a new one on change)."""
 
     name: str
     source: Literal['local', 'ollama']
@@ -55,12 +77,19 @@ class ModelInfo:
     quantization: str | None = None
     parameters: str | None = None
     context_length: int | None = None
-    state: Literal['available', 'loading', 'loaded', 'error'] = 'available'
+    state: ModelState = 'available'
     error: str = ''
     path: str | None = None
     family: str | None = None
+    memory: MemoryNeed | None = None  # None: the size is unknown
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
         return f'{self.source}:{self.name}'
+
+    def to_dict(self) -> dict[str, Any]:
+        return {'name': self.name, 'source': self.source, 'size_bytes': self.size_bytes,
+                'quantization': self.quantization, 'parameters': self.parameters,
+                'context_length': self.context_length, 'family': self.family, 'state': self.state,
+                'error': self.error, 'memory': self.memory.to_dict() if self.memory else None}

@@ -10,7 +10,8 @@ from typing import Any
 
 from .base import ChatTurn, GenerationOptions, ModelError
 from .gguf import read_gguf
-from .prompt import STOP, transcript
+from .prompt import PENALTY_WINDOW, TRANSCRIPT_SAMPLING, stop_sequences, transcript
+from .repetition import LoopGuard
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +40,9 @@ class LlamaCppModel:
         self.context_length = max(256, min(context_length, trained))
         self.threads = threads or default_threads()
         try:
-            self._llm = Llama(model_path=str(path), n_ctx=self.context_length, n_threads=self.threads,
-                              n_threads_batch=self.threads, n_gpu_layers=gpu_layers, verbose=False)
+            self._llm: Any = Llama(model_path=str(path), n_ctx=self.context_length, n_threads=self.threads,
+                              n_threads_batch=self.threads, n_gpu_layers=gpu_layers,
+                              last_n_tokens_size=PENALTY_WINDOW, verbose=False)
         except (ValueError, RuntimeError, OSError) as error:
             raise ModelError(f'llama.cpp could not load {path.name}: {error}') from error
         self.name = name or path.stem
@@ -57,22 +59,45 @@ class LlamaCppModel:
             'threads': self.threads,
         }
         self._lock = threading.Lock()  # one generation at a time: a llama context is not re-entrant
+        # set by close(): a generation still running stops at its next token instead of holding the
+        # lock (and so the unload or the switch to another model) until its last token
+        self._closing = threading.Event()
 
     def stream_chat(self, turns: list[ChatTurn], options: GenerationOptions,
                     cancel: threading.Event) -> Iterator[str]:
         with self._lock:
+            if self._llm is None or self._closing.is_set():
+                raise ModelError(f'{self.name} was unloaded.')
+            guard: LoopGuard | None = None
             if self.chat_template:
                 stream, read = self._chat_stream(turns, options), _delta_text
-            else:
-                stream = self._llm.create_completion(transcript(turns), max_tokens=options.max_tokens,
-                                                     temperature=options.temperature, stop=STOP, stream=True)
-                read = _completion_text
+            else:  # a base model: the transcript, its stop sequences, the repetition controls
+                sampling = TRANSCRIPT_SAMPLING
+                stream = self._llm.create_completion(
+                    transcript(turns), max_tokens=options.max_tokens, temperature=options.temperature,
+                    stop=stop_sequences(turns), repeat_penalty=sampling.repeat_penalty,
+                    frequency_penalty=sampling.frequency_penalty, presence_penalty=sampling.presence_penalty,
+                    stream=True)
+                read, guard = _completion_text, LoopGuard()
             try:
+                # llama.cpp reads the whole prompt before the first step of the stream, then computes
+                # one token per step: a cancel or a close takes effect when the step under way ends
                 for chunk in stream:
                     if cancel.is_set():
                         break  # leaving the generator stops llama.cpp from computing further tokens
-                    if piece := read(chunk):
+                    if self._closing.is_set():
+                        raise ModelError(f'{self.name} was unloaded while it was answering.')
+                    piece = read(chunk)
+                    if guard is not None:
+                        piece = guard.feed(piece)
+                    if piece:
                         yield piece
+                    if guard is not None and guard.looped:
+                        log.info('%s started to repeat itself: the answer ends there', self.name)
+                        break
+                else:
+                    if guard is not None and (rest := guard.flush()):
+                        yield rest
             finally:
                 stream.close()  # type: ignore[union-attr]
 
@@ -90,12 +115,17 @@ class LlamaCppModel:
                                                     temperature=options.temperature, stream=True)
 
     def count_tokens(self, text: str) -> int:
-        return len(self._llm.tokenize(text.encode('utf-8', errors='replace'), add_bos=False, special=False))
+        with self._lock:  # never on a model that close() is freeing
+            if self._llm is None:
+                raise ModelError(f'{self.name} was unloaded.')
+            return len(self._llm.tokenize(text.encode('utf-8', errors='replace'), add_bos=False, special=False))
 
     def close(self) -> None:
-        llm, self._llm = getattr(self, '_llm', None), None
-        if llm is not None:
-            with self._lock:
+        """Free the model; a generation still running stops at its next token first."""
+        self._closing.set()
+        with self._lock:
+            llm, self._llm = self._llm, None
+            if llm is not None:
                 llm.close()
 
 

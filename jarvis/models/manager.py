@@ -1,36 +1,47 @@
 """Every model the app can use (local GGUF files and an Ollama server), and the one active for chat.
 
 Exactly one model is active; loading another replaces it only once the new one is ready, so a
-failed load leaves the previous model active. Loading runs off the event loop.
+failed load leaves the previous model active. Loading runs off the event loop. Views and routes use
+this class's methods and the value objects they return (``ModelCatalog``, ``ModelInfo``,
+``MemoryNeed``); nothing outside it changes its state.
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import shutil
-from collections.abc import AsyncIterator
-from dataclasses import asdict, dataclass, fields
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
-
-import psutil
 
 from .. import events
 from ..config import Settings
 from ..events import ModelLoaded, ModelStatus, PullProgress
 from ..hub import Hub
+from ..metrics.system import free_memory_bytes
 from ..storage import SettingsStore
-from .base import ChatModel, GenerationOptions, ModelError, ModelInfo
-from .default_model import DEFAULT_MODEL_FILE, ensure_default_model
+from .base import ChatModel, GenerationOptions, MemoryNeed, ModelError, ModelInfo
+from .default_model import DEFAULT_MODEL_FILE, default_model_available, ensure_default_model
 from .gguf import GGUFError, GGUFInfo, read_gguf
 from .local import LlamaCppModel
+from .names import validate_name
 from .ollama import OllamaClient, OllamaError, OllamaUnavailable
 
 log = logging.getLogger(__name__)
 
 ACTIVE_KEY = 'models.active'
 OPTIONS_KEY = 'models.options'
-MAX_NAME_CHARS = 200
+DEFAULT_MODEL = Path(DEFAULT_MODEL_FILE).stem
+# Ollama reports a model's file size; running it takes about this much more (KV cache, buffers)
+OLLAMA_MEMORY_FACTOR = 1.15
+NO_MODEL_HINT = 'Open Models and load one (the default Gemma model needs no download).'
+NO_DEFAULT_HINT = 'Open Models and load, import or pull one.'
+
+# Called with a model about to be released (unloaded, replaced, or at shutdown), before it is closed:
+# whoever still uses it lets go (the assistant stops the answers it is streaming).
+ReleaseListener = Callable[[ChatModel], Awaitable[None]]
 
 
 @dataclass
@@ -59,15 +70,22 @@ class ModelOptions:
 
 
 @dataclass(frozen=True)
-class MemoryNeed:
-    needed_bytes: int
-    ram_free_bytes: int
+class ModelCatalog:
+    """Every model the app can use now, the active one, and whether Ollama answers (one snapshot)."""
+
+    models: list[ModelInfo]
+    active: ModelInfo | None
+    ollama_status: str  # why Ollama cannot be used right now; '' when it answers
+    ollama_url: str
+    models_dir: str
+    ram_free_bytes: int | None
     vram_free_bytes: int | None  # None: no GPU could be read
 
-    @property
-    def fits(self) -> bool:
-        return self.needed_bytes <= self.ram_free_bytes or (
-            self.vram_free_bytes is not None and self.needed_bytes <= self.vram_free_bytes)
+    def to_dict(self) -> dict[str, Any]:
+        return {'models': [m.to_dict() for m in self.models],
+                'active': self.active.to_dict() if self.active else None,
+                'ollama': self.ollama_status or 'ok', 'ollama_url': self.ollama_url,
+                'ram_free_bytes': self.ram_free_bytes, 'vram_free_bytes': self.vram_free_bytes}
 
 
 class ModelManager:
@@ -76,12 +94,14 @@ class ModelManager:
         self.settings = settings
         self.store = store
         self.models_dir = settings.models_dir
-        self.ollama = OllamaClient(settings.ollama_host)
-        self.ollama_status = ''  # why Ollama cannot be used right now ('' when it answers)
         self.options = ModelOptions()
+        self._ollama = OllamaClient(settings.ollama_host)
         self._active: ChatModel | None = None
         self._active_info: ModelInfo | None = None
-        self._states: dict[str, tuple[str, str]] = {}  # key -> (state, error)
+        self._states: dict[str, tuple[str, str]] = {}  # key -> (state, error) set by loads and failures
+        self._default_problem = ''  # why the default model could not be installed ('' while it can)
+        self._release_listeners: list[ReleaseListener] = []
+        self._headers: dict[Path, tuple[tuple[int, int], GGUFInfo | GGUFError]] = {}  # read once per file version
         self._load_lock = asyncio.Lock()
 
     # --- what the chat uses -----------------------------------------------------------------
@@ -98,6 +118,17 @@ class ModelManager:
     def generation_options(self) -> GenerationOptions:
         return GenerationOptions(max_tokens=self.options.max_tokens, temperature=self.options.temperature)
 
+    @property
+    def no_model_hint(self) -> str:
+        """What to do while no model is active; it promises the default model only while it can be had."""
+        if self._default_problem:  # it says what to do
+            return self._default_problem
+        return NO_MODEL_HINT if default_model_available(self.models_dir) else NO_DEFAULT_HINT
+
+    def on_release(self, listener: ReleaseListener) -> None:
+        """Call ``listener(model)`` before a model is released, so that whoever uses it can let go first."""
+        self._release_listeners.append(listener)
+
     # --- start and stop ---------------------------------------------------------------------
 
     def load_options(self) -> None:
@@ -105,74 +136,107 @@ class ModelManager:
         known = {f.name for f in fields(ModelOptions)}
         try:
             self.options = ModelOptions(**{k: v for k, v in saved.items() if k in known}).validated()
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, AttributeError):
             log.warning('ignoring invalid saved model settings %r', saved)
 
     async def restore(self) -> None:
-        """Load the last active model (or, on a fresh machine, the default one). Runs in the background."""
+        """Load the last active model (or, on a fresh machine, the default one). Runs in the background.
+
+        With ``load_default_model`` off (``--no-default-model``) no model is loaded at start.
+        """
+        if not self.settings.load_default_model:
+            return
         saved = self.store.get(ACTIVE_KEY)
         try:
-            if saved:
-                await self.load(saved['name'], saved.get('source', 'local'))
-            elif self.settings.load_default_model:
-                await self.install_default()
-                await self.load(Path(DEFAULT_MODEL_FILE).stem, 'local')
-        except (ModelError, KeyError, TypeError) as error:
+            if isinstance(saved, dict) and isinstance(saved.get('name'), str):
+                await self.load(saved['name'], saved.get('source') or 'local')
+            else:
+                await self.load(DEFAULT_MODEL, 'local')
+        except ModelError as error:
             log.warning('could not restore the last model: %s', error)
 
-    async def install_default(self) -> Path:
-        return await asyncio.to_thread(ensure_default_model, self.models_dir)
-
     async def close(self) -> None:
-        model, self._active = self._active, None
+        model, info = self._active, self._active_info
+        self._active, self._active_info = None, None
         if model is not None:
-            await asyncio.to_thread(model.close)
-        await self.ollama.aclose()
+            await self._release(model, info, free_ollama=False)
+        await self._ollama.aclose()
 
     # --- listing ----------------------------------------------------------------------------
 
-    async def list_models(self) -> list[ModelInfo]:
-        local = await asyncio.to_thread(self._scan_local)
+    async def catalog(self) -> ModelCatalog:
+        """Every model with its state and memory verdict, the active one and Ollama's status."""
+        vram_free = self.vram_free()
+        local, ram_free = await asyncio.to_thread(self._scan_local, vram_free)
         remote: list[ModelInfo] = []
+        status = ''
         try:
-            remote = await self.ollama.list_models()
-            running = {m['name'] for m in await self.ollama.running()}
-            for info in remote:
-                info.extra['in_memory'] = info.name in running
-                info.extra['memory_needed'] = int((info.size_bytes or 0) * 1.15) or None
-            self.ollama_status = ''
+            remote = await self._ollama.list_models()
+            running = {m['name'] for m in await self._ollama.running()}
+            remote = [replace(info, extra={**info.extra, 'in_memory': info.name in running},
+                              memory=MemoryNeed(int(info.size_bytes * OLLAMA_MEMORY_FACTOR), ram_free, vram_free)
+                              if info.size_bytes else None) for info in remote]
         except OllamaUnavailable as error:
-            self.ollama_status = str(error)
+            status = str(error)
         except OllamaError as error:
-            self.ollama_status = f'Ollama answered with an error: {error}'
-        models = local + remote
-        for info in models:
-            state, error = self._states.get(info.key, (info.state, info.error))
-            if self._active_info is not None and info.key == self._active_info.key:
-                state, error = 'loaded', ''
-            info.state, info.error = state, error  # type: ignore[assignment]
-        return models
+            status = f'Ollama answered with an error: {error}'
+        models = [self._with_state(info) for info in local + remote]
+        if self._default_problem and not any(m.key == f'local:{DEFAULT_MODEL}' for m in models):
+            # the default model that could not be installed shows with what to do (and a Load to try again)
+            models.insert(0, ModelInfo(name=DEFAULT_MODEL, source='local', state='error', error=self._default_problem))
+        return ModelCatalog(models=models, active=self._active_info, ollama_status=status,
+                            ollama_url=self._ollama.url, models_dir=str(self.models_dir),
+                            ram_free_bytes=ram_free, vram_free_bytes=vram_free)
 
-    def _scan_local(self) -> list[ModelInfo]:
+    def _with_state(self, info: ModelInfo) -> ModelInfo:
+        if self._active_info is not None and info.key == self._active_info.key:
+            return replace(info, state='loaded', error='')
+        state, error = self._states.get(info.key, (info.state, info.error))
+        return replace(info, state=state, error=error)  # type: ignore[arg-type]
+
+    def _scan_local(self, vram_free: int | None) -> tuple[list[ModelInfo], int | None]:
+        """The GGUF files of the models folder, and the RAM free now (blocking: runs in a worker thread)."""
+        ram_free = free_memory_bytes()
         models = []
-        for path in sorted(self.models_dir.glob('*.gguf')):
-            try:
-                gguf = read_gguf(path)
-                info = _local_info(path, gguf)
-                info.extra['memory_needed'] = estimate_memory(gguf, info.size_bytes or 0, self.options.context_length)
-                models.append(info)
-            except GGUFError as error:
+        paths = sorted(self.models_dir.glob('*.gguf'))
+        self._headers = {path: header for path, header in self._headers.items() if path in paths}
+        for path in paths:
+            header = self._header(path)
+            if isinstance(header, GGUFError):
                 models.append(ModelInfo(name=path.stem, source='local', size_bytes=_size(path), state='error',
-                                        error=str(error), path=str(path)))
-        return models
+                                        error=str(header), path=str(path)))
+                continue
+            info = _local_info(path, header)
+            needed = estimate_memory(header, info.size_bytes or 0, self.options.context_length)
+            models.append(replace(info, memory=MemoryNeed(needed, ram_free, vram_free)))
+        return models, ram_free
+
+    def _header(self, path: Path) -> GGUFInfo | GGUFError:
+        """The file's header, read again only when the file changed (a listing rereads every file)."""
+        try:
+            stat = path.stat()
+            version = (stat.st_size, stat.st_mtime_ns)
+        except OSError:
+            version = (-1, -1)
+        cached = self._headers.get(path)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        try:
+            header: GGUFInfo | GGUFError = read_gguf(path)
+        except GGUFError as error:
+            header = error
+        self._headers[path] = (version, header)
+        return header
 
     # --- loading ----------------------------------------------------------------------------
 
-    async def load(self, name: str, source: str = 'local') -> ModelInfo:
-        """Make a model the active one. On failure the previous model stays active."""
-        name = validate_name(name)
+    async def load(self, name: str, source: str | None = None) -> ModelInfo:
+        """Make a model the active one; without ``source`` it is guessed. On failure the previous model stays."""
+        name = validate_name(name.strip() if isinstance(name, str) else name)
+        source = source if source is not None else await self.guess_source(name)
         if source not in ('local', 'ollama'):
-            raise ModelError(f'Unknown model source "{source}" (local or ollama).')
+            raise ModelError(f'Unknown model source "{str(source)[:20]}" (local or ollama).')
+        name = validate_name(name, source)
         key = f'{source}:{name}'
         async with self._load_lock:
             self._set_state(key, name, source, 'loading')
@@ -183,15 +247,28 @@ class ModelManager:
                     f'{name} could not be loaded: {type(error).__name__}: {error}'
                 self._set_state(key, name, source, 'error', message)
                 raise ModelError(message) from error
-            await self._activate(model, info)
-            return info
+            return await self._activate(model, info)
+
+    async def guess_source(self, name: str) -> str:
+        """'ollama' for a name with a tag or a namespace ("llama3:8b", "library/x") or one only Ollama has;
+        'local' otherwise (a local model is a file name, which has neither)."""
+        if ':' in name or '/' in name:
+            return 'ollama'
+        if (self.models_dir / f'{name.removesuffix(".gguf")}.gguf').is_file() or name == DEFAULT_MODEL:
+            return 'local'
+        try:
+            remote = {m.name for m in await self._ollama.list_models()}
+        except OllamaError:
+            return 'local'
+        return 'ollama' if name in remote or f'{name}:latest' in remote else 'local'
 
     async def activate(self, model: ChatModel, info: ModelInfo) -> None:
         """Make an already loaded model the active one (for embedders; ``load`` is the usual way)."""
         async with self._load_lock:
             await self._activate(model, info)
 
-    async def _activate(self, model: ChatModel, info: ModelInfo) -> None:
+    async def _activate(self, model: ChatModel, info: ModelInfo) -> ModelInfo:
+        info = replace(info, state='loaded', error='')
         previous, previous_info = self._active, self._active_info
         self._active, self._active_info = model, info
         if previous_info is not None and previous_info.key != info.key:
@@ -204,38 +281,56 @@ class ModelManager:
         self._set_state(info.key, info.name, info.source, 'loaded')
         self.hub.publish(ModelLoaded(model=info.name, source=info.source, details=_details(info)))
         log.info('model %s (%s) loaded', info.name, info.source)
+        return info
 
     async def _load_local(self, name: str) -> tuple[ChatModel, ModelInfo]:
         path = self.local_path(name)
+        if not path.is_file() and path.stem == DEFAULT_MODEL:
+            await self._install_default()
         if not path.is_file():
             raise ModelError(f'The model file {path.name} is missing from {self.models_dir}.')
         gguf = await asyncio.to_thread(read_gguf, path)
-        need = self.memory_need_for(gguf, path)
-        if need.needed_bytes > need.ram_free_bytes and not need.fits:
+        need = await self._memory_need_for(gguf, path)
+        if not need.fits:
             raise ModelError(f'{name} needs about {need.needed_bytes / 2**30:.1f} GiB of memory, '
-                             f'but only {need.ram_free_bytes / 2**30:.1f} GiB is free.')
+                             f'but only {(need.ram_free_bytes or 0) / 2**30:.1f} GiB is free.')
         model = await asyncio.to_thread(LlamaCppModel, path, name=name, context_length=self.options.context_length,
                                         gpu_layers=self.options.gpu_layers, threads=self.options.threads)
         return model, _local_info(path, gguf)
 
+    async def _install_default(self) -> None:
+        """Assemble the default model; a failure is remembered, so that nothing keeps promising it."""
+        try:
+            await asyncio.to_thread(ensure_default_model, self.models_dir)
+        except ModelError as error:
+            self._default_problem = str(error)
+            log.warning('%s', error)
+            raise
+        self._default_problem = ''
+
     async def _load_ollama(self, name: str) -> tuple[ChatModel, ModelInfo]:
         # the same num_ctx for loading and chatting: Ollama reloads a model when it changes
-        await self.ollama.load(name, num_ctx=self.options.context_length)
-        model = await self.ollama.chat_model(name, num_ctx=self.options.context_length)
-        info = next((m for m in await self.ollama.list_models() if m.name == name),
+        await self._ollama.load(name, num_ctx=self.options.context_length)
+        model = await self._ollama.chat_model(name, num_ctx=self.options.context_length)
+        info = next((m for m in await self._ollama.list_models() if m.name == name),
                     ModelInfo(name=name, source='ollama'))
-        info.context_length = model.details.get('trained_context_length') or info.context_length
-        return model, info
+        return model, replace(info, context_length=model.details.get('trained_context_length') or info.context_length)
 
-    async def _release(self, model: ChatModel, info: ModelInfo | None) -> None:
-        await asyncio.to_thread(model.close)
-        if info is not None and info.source == 'ollama':
+    async def _release(self, model: ChatModel, info: ModelInfo | None, *, free_ollama: bool = True) -> None:
+        for listener in self._release_listeners:
             try:
-                await self.ollama.unload(info.name)  # free the server's memory too
+                await listener(model)
+            except Exception:  # pylint: disable=broad-except  # the model is released all the same
+                log.warning('a release listener failed', exc_info=True)
+        await asyncio.to_thread(model.close)
+        if free_ollama and info is not None and info.source == 'ollama':
+            try:
+                await self._ollama.unload(info.name)  # free the server's memory too
             except OllamaError as error:
                 log.info('could not unload %s from Ollama: %s', info.name, error)
 
     async def unload(self) -> None:
+        """Release the active model; an answer it is streaming stops first (kept as "stopped")."""
         async with self._load_lock:
             model, info = self._active, self._active_info
             self._active, self._active_info = None, None
@@ -257,7 +352,7 @@ class ModelManager:
         """Change and persist the model settings; context and GPU layers apply at the next load."""
         try:
             options = ModelOptions(**{**asdict(self.options), **changes}).validated()
-        except (TypeError, ValueError) as error:
+        except (TypeError, ValueError, OverflowError) as error:
             raise ValueError(str(error)) from error
         self.options = options
         await self.store.set(OPTIONS_KEY, asdict(options))
@@ -265,32 +360,29 @@ class ModelManager:
 
     # --- memory -----------------------------------------------------------------------------
 
-    def memory_need_for(self, gguf: GGUFInfo, path: Path) -> MemoryNeed:
-        return MemoryNeed(needed_bytes=estimate_memory(gguf, _size(path) or 0, self.options.context_length),
-                          ram_free_bytes=psutil.virtual_memory().available,
-                          vram_free_bytes=self.vram_free())
-
     async def memory_need(self, info: ModelInfo) -> MemoryNeed:
+        """Whether a model fits the memory free right now."""
         if info.source == 'local' and info.path:
             gguf = await asyncio.to_thread(read_gguf, Path(info.path))
-            return self.memory_need_for(gguf, Path(info.path))
-        size = info.size_bytes or 0
-        return MemoryNeed(needed_bytes=int(size * 1.15), ram_free_bytes=psutil.virtual_memory().available,
-                          vram_free_bytes=self.vram_free())
+            return await self._memory_need_for(gguf, Path(info.path))
+        needed = int((info.size_bytes or 0) * OLLAMA_MEMORY_FACTOR)
+        return MemoryNeed(needed, await asyncio.to_thread(free_memory_bytes), self.vram_free())
+
+    async def _memory_need_for(self, gguf: GGUFInfo, path: Path) -> MemoryNeed:
+        needed = estimate_memory(gguf, _size(path) or 0, self.options.context_length)
+        return MemoryNeed(needed, await asyncio.to_thread(free_memory_bytes), self.vram_free())
 
     def vram_free(self) -> int | None:
         """Free GPU memory from the latest metrics sample (None: no GPU could be read)."""
         latest = self.hub.latest(events.SYSTEM_METRICS)
-        gpus = latest.data.gpus if latest is not None else []  # type: ignore[union-attr]
+        gpus = latest.data.gpus if latest is not None else []  # type: ignore[union-attr,attr-defined]
         free = [g.memory_total - g.memory_used for g in gpus if g.memory_total is not None and g.memory_used is not None]
         return sum(free) if free else None
 
     # --- files and the Ollama library -------------------------------------------------------
 
     def local_path(self, name: str) -> Path:
-        name = validate_name(name)
-        if '/' in name or ':' in name:
-            raise ModelError(f'"{name[:60]}" is not a valid local model name (no path separators).')
+        name = validate_name(name, 'local')
         return self.models_dir / (name if name.endswith('.gguf') else f'{name}.gguf')
 
     async def import_gguf(self, source: str | Path, name: str | None = None) -> ModelInfo:
@@ -299,12 +391,15 @@ class ModelManager:
         if not source_path.is_file():
             raise ModelError(f'There is no file at {source_path}.')
         gguf = await asyncio.to_thread(read_gguf, source_path)  # GGUFError (a ModelError-like ValueError) if bad
-        target = self.local_path(name or source_path.stem)
+        target = self.local_path(name.strip() if name else source_path.stem)
         if target.exists():
             raise ModelError(f'A model called {target.stem} already exists.')
         partial = target.with_name(target.name + '.partial')
-        await asyncio.to_thread(shutil.copyfile, source_path, partial)
-        await asyncio.to_thread(partial.replace, target)
+        try:
+            await asyncio.to_thread(_copy_into_place, source_path, partial, target)
+        except OSError as error:
+            raise ModelError(f'{source_path.name} could not be copied into {self.models_dir} '
+                             f'({error.strerror or error}). Make that folder writable or free some space.') from error
         return _local_info(target, gguf)
 
     async def delete_local(self, name: str) -> None:
@@ -313,13 +408,16 @@ class ModelManager:
             raise ModelError('Unload the model before deleting it.')
         if not path.is_file():
             raise ModelError(f'There is no local model called {path.stem}.')
-        await asyncio.to_thread(path.unlink)
+        try:
+            await asyncio.to_thread(path.unlink)
+        except OSError as error:
+            raise ModelError(f'{path.name} could not be deleted ({error.strerror or error}).') from error
 
     async def pull(self, name: str) -> AsyncIterator[PullProgress]:
         """Pull from the Ollama library, publishing progress on the hub for every window."""
-        name = validate_name(name)
+        name = validate_name(name.strip() if isinstance(name, str) else name, 'ollama')
         try:
-            async for step in self.ollama.pull(name):
+            async for step in self._ollama.pull(name):
                 progress = PullProgress(model=name, status=step.status, completed=step.overall_completed,
                                         total=step.overall_total)
                 self.hub.publish(progress)
@@ -333,21 +431,10 @@ class ModelManager:
         yield done
 
     async def delete_ollama(self, name: str) -> None:
-        name = validate_name(name)
+        name = validate_name(name.strip() if isinstance(name, str) else name, 'ollama')
         if self._active_info is not None and self._active_info.key == f'ollama:{name}':
             await self.unload()
-        await self.ollama.delete(name)
-
-
-def validate_name(name: object) -> str:
-    if not isinstance(name, str) or not name.strip():
-        raise ModelError('A model name is required.')
-    name = name.strip()
-    if len(name) > MAX_NAME_CHARS:
-        raise ModelError('That model name is too long.')
-    if '..' in name or '\\' in name or name.startswith('/') or any(ord(c) < 32 or ord(c) == 127 for c in name):
-        raise ModelError(f'"{name[:60]}" is not a valid model name (no path separators, ".." or control characters).')
-    return name
+        await self._ollama.delete(name)
 
 
 def estimate_memory(gguf: GGUFInfo, file_size: int, context_length: int) -> int:
@@ -372,6 +459,17 @@ def _local_info(path: Path, gguf: GGUFInfo) -> ModelInfo:
                      parameters=gguf.parameters, context_length=gguf.context_length, path=str(path),
                      family=gguf.architecture,
                      extra={'title': gguf.name, 'chat_template': gguf.has_chat_template})
+
+
+def _copy_into_place(source: Path, partial: Path, target: Path) -> None:
+    """Copy next to the target and rename: a failed copy never leaves a half file under the real name."""
+    try:
+        shutil.copyfile(source, partial)
+        partial.replace(target)
+    except OSError:
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+        raise
 
 
 def _details(info: ModelInfo) -> dict[str, Any]:

@@ -6,9 +6,7 @@ Every failure surfaces as an ``OllamaError`` whose message a user can read.
 """
 from __future__ import annotations
 
-import ipaddress
 import json
-import re
 import socket
 import threading
 import urllib.parse
@@ -18,22 +16,22 @@ from typing import Any
 
 import httpx
 
+from ..config import DEFAULT_OLLAMA_HOST
+from ..security import is_loopback
 from .base import ChatTurn, GenerationOptions, ModelError, ModelInfo
+from .names import validate_name
 
-DEFAULT_HOST = 'http://127.0.0.1:11434'
-DEFAULT_PORT = 11434
+DEFAULT_PORT = urllib.parse.urlsplit(DEFAULT_OLLAMA_HOST).port or 11434  # Ollama's port, from its default address
 # how long Ollama keeps a model in memory after a request; every request resets it, so the chat sends it too
 DEFAULT_KEEP_ALIVE = '30m'
 # Ollama runs a model with its own num_ctx (4096 unless configured), not the trained context length:
 # the chat sends num_ctx explicitly so that what the assistant assumes and what Ollama uses agree
 DEFAULT_NUM_CTX = 4096
-MAX_NAME_LENGTH = 256
 
 CONNECT_TIMEOUT = 5.0
 REQUEST_TIMEOUT = 30.0
 LOAD_TIMEOUT = 300.0  # loading a large model from disk into memory can take minutes
 
-_NAME_PATTERN = re.compile(r'[A-Za-z0-9][A-Za-z0-9._:/@-]*')
 _CANCEL_POLL = 0.05  # seconds between looks at the cancel event while a read is blocked
 
 
@@ -52,7 +50,7 @@ class OllamaModelNotFound(OllamaError):
 def normalize_host(host: str | None) -> str:
     """Turn an ``OLLAMA_HOST`` value into a base URL, as Ollama's own clients read it.
 
-    No scheme means http and port 11434; an explicit http/https without a port means 80/443.
+    No scheme means http and Ollama's port (11434); an explicit http/https without a port means 80/443.
     The wildcard addresses a server listens on (0.0.0.0, ::) are not addresses to connect to:
     they become the loopback address.
     """
@@ -83,33 +81,17 @@ def normalize_host(host: str | None) -> str:
     return f'{scheme}://{hostname}:{port}{path}'
 
 
-def validate_model_name(name: str) -> str:
+def validate_model_name(name: object) -> str:
     """Refuse a name Ollama could never accept before anything is sent; return it unchanged."""
-    if not isinstance(name, str) or not name:
-        raise OllamaError('The model name is empty')
-    if len(name) > MAX_NAME_LENGTH:
-        raise OllamaError(f'The model name is too long ({len(name)} characters, at most {MAX_NAME_LENGTH})')
-    if any(ch.isspace() or not ch.isprintable() for ch in name):
-        raise OllamaError(f'The model name {name!r} contains spaces or control characters')
-    if not _NAME_PATTERN.fullmatch(name):
-        raise OllamaError(f'The model name {name!r} is not valid: use letters, digits and . _ - : / '
-                          '(for example llama3.2:3b or namespace/model:tag)')
-    return name
-
-
-def _is_loopback(url: str) -> bool:
-    hostname = urllib.parse.urlsplit(url).hostname or ''
-    if hostname == 'localhost':
-        return True
     try:
-        return ipaddress.ip_address(hostname).is_loopback
-    except ValueError:
-        return False
+        return validate_name(name, 'ollama')
+    except ModelError as error:
+        raise OllamaError(str(error)) from None  # every failure of this module is an OllamaError
 
 
 def _client_options(url: str) -> dict[str, Any]:
     # like Go's ProxyFromEnvironment (which Ollama's CLI uses), never send a loopback address to a proxy
-    return {'base_url': url, 'trust_env': not _is_loopback(url)}
+    return {'base_url': url, 'trust_env': not is_loopback(urllib.parse.urlsplit(url).hostname or '')}
 
 
 def _transport_error(url: str, exc: httpx.TransportError) -> OllamaError:
@@ -212,7 +194,7 @@ class _PullTotals:
 class OllamaClient:
     """Async access to one Ollama server: list, inspect, pull, load, unload, delete."""
 
-    def __init__(self, host: str | None = DEFAULT_HOST, *, timeout: float = REQUEST_TIMEOUT) -> None:
+    def __init__(self, host: str | None = DEFAULT_OLLAMA_HOST, *, timeout: float = REQUEST_TIMEOUT) -> None:
         self.url = normalize_host(host)
         self._timeout = httpx.Timeout(timeout, connect=CONNECT_TIMEOUT)
         self._client = httpx.AsyncClient(timeout=self._timeout, **_client_options(self.url))
@@ -397,7 +379,7 @@ class OllamaChatModel:
 
     source = 'ollama'
 
-    def __init__(self, name: str, host: str | None = DEFAULT_HOST, *, context_length: int | None = None,
+    def __init__(self, name: str, host: str | None = DEFAULT_OLLAMA_HOST, *, context_length: int | None = None,
                  num_ctx: int = DEFAULT_NUM_CTX, keep_alive: str | int = DEFAULT_KEEP_ALIVE,
                  details: dict[str, Any] | None = None) -> None:
         self.name = validate_model_name(name)

@@ -15,6 +15,7 @@ from ..assistant.assistant import Assistant, ChatInputError
 from ..assistant.conversations import Conversation, ConversationNotFound
 from ..events import ChatMessage, ConversationsChanged
 from ..services import Services
+from . import format as fmt
 from . import notifications
 from .live import LiveWindow, use_hub
 from .markers import mark
@@ -71,10 +72,9 @@ class ChatView:
                     self.conversation_list = ui.list().classes('w-full').props('dense')
             with ui.column().classes('grow min-w-0 gap-2 h-full'):
                 self._build_header()
-                self.no_model = mark(ui.label(
-                    'No model loaded: open Models to load one (the default Gemma model needs no download). '
-                    'Plugins still answer.').classes('text-sm px-3 py-2 rounded bg-amber-500/15 text-amber-500 w-full'),
-                    'no-model-banner')
+                # the assistant's own no-model text: it promises the default model only while it can be had
+                self.no_model = mark(ui.label(self.assistant.no_model_text).classes(
+                    'text-sm px-3 py-2 rounded bg-amber-500/15 text-amber-500 w-full'), 'no-model-banner')
                 self.no_model.bind_visibility_from(live, 'model', backward=lambda m: not getattr(m, 'model', None))
                 self.scroll = ui.scroll_area(on_scroll=self._on_scroll).classes('w-full grow')
                 with self.scroll:
@@ -82,6 +82,7 @@ class ChatView:
                 self._build_composer()
         live.on(events.CHAT_MESSAGE, self._on_message, owner=self.root)
         live.on(events.CONVERSATIONS_CHANGED, self._on_conversations_changed, owner=self.root)
+        live.on(events.MODEL_STATUS, lambda _: self.no_model.set_text(self.assistant.no_model_text), owner=self.root)
         background_tasks.create(self._show_active(), name='chat: open conversation')
 
     # --- building ---------------------------------------------------------------------------
@@ -91,7 +92,7 @@ class ChatView:
             self.title = mark(ui.label('').classes('text-xl font-semibold truncate'), 'conversation-title')
             ui.space()
             mark(ui.label().classes('text-xs opacity-70').bind_text_from(
-                self.live, 'model', backward=lambda m: f'Model: {m.model}' if getattr(m, 'model', None) else ''),
+                self.live, 'model', backward=lambda m: fmt.model_caption(m, none='')),
                 'chat-model')
             with ui.button(icon='more_vert').props('flat round dense').tooltip('Conversation'):
                 with ui.menu():

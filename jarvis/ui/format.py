@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import time
 
+from ..events import ModelLoaded
+from ..models.base import MemoryNeed
 from ..units import binary_size
 
 NA = 'n/a'
@@ -57,3 +59,23 @@ def fraction(value: float | None) -> float:
 
 def clock(timestamp: float) -> str:
     return time.strftime('%H:%M:%S', time.localtime(timestamp))
+
+
+def model_caption(model: ModelLoaded | None, none: str = 'No model loaded') -> str:
+    """The active model in one line ("Model: gemma-3-270m-q4_k_m"); ``none`` while there is none."""
+    name = model.model if model is not None else None
+    return f'Model: {name}' if name else none
+
+
+def memory_need(need: MemoryNeed | None) -> str:
+    """A model's memory verdict in one line; nothing when its size is unknown."""
+    if need is None:
+        return ''
+    vram = f', {bytes_(need.vram_free_bytes)} VRAM' if need.vram_free_bytes is not None else ''
+    verdict = 'fits' if need.fits else 'does not fit'
+    return f'Needs about {bytes_(need.needed_bytes)}; free: {bytes_(need.ram_free_bytes)} RAM{vram} ({verdict})'
+
+
+def free_memory(ram_free: int | None, vram_free: int | None) -> str:
+    vram = f', {bytes_(vram_free)} VRAM' if vram_free is not None else ' (no GPU)'
+    return f'Free now: {bytes_(ram_free)} RAM{vram}'

@@ -1,20 +1,21 @@
 """The Models view: every local GGUF and Ollama model, load/unload, import, pull with progress, settings.
 
-Rows are rebuilt only when the list of models changes; a model's state (loading, loaded, error)
-and pull progress update in place from hub events, in every window.
+Built from the model manager alone. The table is a refreshable drawn from one ``ModelCatalog``; it
+is redrawn only when the list of models changes; a model's state (loading, loaded, error) and pull
+progress update in place from hub events, in every window.
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import asdict
 
-import psutil
 from nicegui import background_tasks, ui
 
 from .. import events
 from ..events import ModelLoaded, ModelStatus, PullProgress
 from ..models.base import ModelError, ModelInfo
 from ..models.gguf import GGUFError
+from ..models.manager import ModelCatalog, ModelManager
 from ..services import Services
 from . import format as fmt
 from . import notifications
@@ -35,12 +36,14 @@ class ModelRow:
 
     def __init__(self, view: ModelsView, info: ModelInfo) -> None:
         self.view = view
-        self.info = info
+        self.info = info  # the manager's snapshot the row was drawn from; the row's state lives in .state
+        self.state: str = info.state
         with ui.element('div').classes('contents') as self.row:
             mark(self.row, f'model-row:{info.key}')
             with ui.column().classes('gap-0 min-w-0 py-2'):
                 ui.label(info.name).classes('text-sm font-medium break-all')
-                self.memory = ui.label(self.view.memory_text(info)).classes('text-xs opacity-60')
+                self.memory = mark(ui.label(fmt.memory_need(info.memory)).classes('text-xs opacity-60'),
+                                   'model-memory')
                 self.error = mark(ui.label('').classes('text-xs text-negative'), 'model-error')
             ui.badge('local' if info.source == 'local' else 'Ollama',
                      color='indigo' if info.source == 'local' else 'teal').props('outline').classes('self-center w-fit')
@@ -49,7 +52,7 @@ class ModelRow:
                 ui.label(value).classes('text-sm self-center')
             with ui.row().classes('items-center gap-1 no-wrap self-center'):
                 self.spinner = ui.spinner(size='sm')
-                self.state = mark(ui.badge(''), 'model-state')
+                self.state_badge = mark(ui.badge(''), 'model-state')
             with ui.row().classes('items-center gap-1 no-wrap self-center'):
                 self.load_button = mark(ui.button('Load', icon='play_arrow', on_click=self.load)
                                         .props('unelevated dense'), 'model-load')
@@ -60,9 +63,9 @@ class ModelRow:
         self.show_state(info.state, info.error)
 
     def show_state(self, state: str, error: str = '') -> None:
-        self.info.state, self.info.error = state, error  # type: ignore[assignment]
-        self.state.set_text(state)
-        self.state.props(f'color={STATE_COLORS.get(state, "grey")}')
+        self.state = state
+        self.state_badge.set_text(state)
+        self.state_badge.props(f'color={STATE_COLORS.get(state, "grey")}')
         self.spinner.set_visibility(state == 'loading')
         self.load_button.set_visibility(state in ('available', 'error'))
         self.unload_button.set_visibility(state == 'loaded')
@@ -77,9 +80,8 @@ class ModelRow:
 
 
 class ModelsView:
-    def __init__(self, services: Services, live: LiveWindow) -> None:
-        self.services = services
-        self.models = services.models
+    def __init__(self, models: ModelManager, live: LiveWindow) -> None:
+        self.models = models
         self.live = live
         self.rows: dict[str, ModelRow] = {}
         with ui.column().classes('w-full gap-4 max-w-5xl') as self.root:
@@ -89,11 +91,13 @@ class ModelsView:
                 mark(ui.button('Refresh', icon='refresh', on_click=self.refresh).props('flat'), 'models-refresh')
                 mark(ui.button('Import GGUF…', icon='upload_file', on_click=self.import_dialog).props('flat'),
                      'models-import')
-            self.active = mark(ui.label('').classes('text-sm'), 'active-model')
-            self.active.bind_text_from(live, 'model', backward=_active_text)
+            mark(ui.label('').classes('text-sm'), 'active-model').bind_text_from(live, 'model',
+                                                                                  backward=fmt.model_caption)
             self.resources = mark(ui.label('').classes('text-xs opacity-70'), 'memory-free')
             with ui.card().classes('w-full overflow-x-auto'):
                 self.list = mark(ui.column().classes('w-full gap-2'), 'model-list')
+                with self.list:
+                    self.table(None)
             self._build_ollama()
             self._build_settings()
         live.on(events.MODEL_STATUS, self._on_status, owner=self.root)
@@ -151,41 +155,29 @@ class ModelsView:
     # --- listing ----------------------------------------------------------------------------
 
     async def refresh(self) -> None:
-        models = await self.models.list_models()
+        """Ask the manager for the catalog, then redraw the table and the status lines from it."""
+        catalog = await self.models.catalog()
         if self.root.is_deleted:
             return
-        self.list.clear()
+        self.table.refresh(catalog)
+        self.ollama_status.set_text(catalog.ollama_status or f'running at {catalog.ollama_url}')
+        self.retry.set_visibility(bool(catalog.ollama_status))
+        self.resources.set_text(fmt.free_memory(catalog.ram_free_bytes, catalog.vram_free_bytes))
+
+    @ui.refreshable_method
+    def table(self, catalog: ModelCatalog | None) -> None:
         self.rows = {}
-        with self.list:
-            if not models:
-                ui.label(f'No models yet. Put GGUF files into {self.models.models_dir}, import one, '
-                         'or pull one from Ollama.').classes('text-sm opacity-70')
-            else:
-                self._table(models)
-        status = self.models.ollama_status
-        self.ollama_status.set_text(f'running at {self.models.ollama.url}' if not status else status)
-        self.retry.set_visibility(bool(status))
-        memory = psutil.virtual_memory()
-        vram = self.models.vram_free()
-        self.resources.set_text(f'Free now: {fmt.bytes_(memory.available)} RAM' +
-                                (f', {fmt.bytes_(vram)} VRAM' if vram is not None else ' (no GPU)'))
-
-    def _table(self, models: list[ModelInfo]) -> None:
-        with ui.element('div').classes('w-full grid gap-x-4 items-start').style(f'grid-template-columns: {GRID}'):
-            for title in COLUMNS:
-                ui.label(title).classes('text-xs uppercase tracking-wide opacity-60 border-b pb-1')
-            for info in models:
-                self.rows[info.key] = ModelRow(self, info)
-
-    def memory_text(self, info: ModelInfo) -> str:
-        needed = info.extra.get('memory_needed')
-        if not needed:
-            return ''
-        free = psutil.virtual_memory().available
-        vram = self.models.vram_free()
-        verdict = 'fits' if needed <= free or (vram is not None and needed <= vram) else 'does not fit'
-        return (f'Needs about {fmt.bytes_(needed)}; free: {fmt.bytes_(free)} RAM'
-                + (f', {fmt.bytes_(vram)} VRAM' if vram is not None else '') + f' ({verdict})')
+        if catalog is None:
+            ui.spinner().classes('self-center')  # the first catalog is on its way
+        elif not catalog.models:
+            ui.label(f'No models yet. Put GGUF files into {catalog.models_dir}, import one, '
+                     'or pull one from Ollama.').classes('text-sm opacity-70')
+        else:
+            with ui.element('div').classes('w-full grid gap-x-4 items-start').style(f'grid-template-columns: {GRID}'):
+                for title in COLUMNS:
+                    ui.label(title).classes('text-xs uppercase tracking-wide opacity-60 border-b pb-1')
+                for info in catalog.models:
+                    self.rows[info.key] = ModelRow(self, info)
 
     # --- actions ----------------------------------------------------------------------------
 
@@ -278,7 +270,7 @@ class ModelsView:
         for key, row in self.rows.items():
             if loaded.model and key == f'{loaded.source}:{loaded.model}':
                 row.show_state('loaded')
-            elif row.info.state == 'loaded':
+            elif row.state == 'loaded':
                 row.show_state('available')
 
     def _on_pull(self, progress: PullProgress) -> None:
@@ -296,9 +288,4 @@ class ModelsView:
 
 
 def models_page(services: Services) -> None:
-    ModelsView(services, use_hub(services.hub))
-
-
-def _active_text(model: object) -> str:
-    name = getattr(model, 'model', None)
-    return f'Active for chat: {name} ({getattr(model, "source", "")})' if name else 'No model is active.'
+    ModelsView(services.models, use_hub(services.hub))

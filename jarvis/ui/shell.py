@@ -15,6 +15,7 @@ from .. import events, framework
 from ..events import ChatMessage, ModelLoaded, Notification
 from ..preferences import Preferences
 from ..services import Services, StartupError
+from . import format as fmt
 from . import notifications
 from .live import LiveWindow, use_hub
 from .live_indicator import LiveIndicator
@@ -62,7 +63,7 @@ def build_root(services: Services, views: list[View]) -> Callable[[], None]:
             ui.image('/assets/icon.png').classes('w-8 h-8')
             ui.label('J.A.R.V.I.S.').classes('text-xl font-semibold tracking-widest')
             ui.space()
-            ui.label().bind_text_from(live, 'model', backward=_model_caption) \
+            ui.label().bind_text_from(live, 'model', backward=fmt.model_caption) \
                 .classes('text-sm opacity-80').mark('header-model')
             mark(LiveIndicator('Connected', 'Offline'), 'connection-indicator')
             theme_button = ui.button(on_click=lambda: _toggle_theme(services.preferences, dark, theme_button)) \
@@ -132,11 +133,6 @@ def _highlight(items: dict[str, ui.item], path: str) -> None:
             item.props('active active-class="bg-sky-500/20 text-sky-500"')
         else:
             item.props(remove='active')
-
-
-def _model_caption(model: object) -> str:
-    name = getattr(model, 'model', None)
-    return f'Model: {name}' if name else 'No model loaded'
 
 
 async def _toggle_theme(preferences: Preferences, dark: ui.dark_mode, button: ui.button) -> None:

@@ -95,6 +95,10 @@ def _not_pulled(name: str) -> JSONResponse:
     return JSONResponse({'error': f'model "{name}" not found, try pulling it first'}, status_code=404)
 
 
+class _ClientGone(Exception):
+    """The client closed the connection while a chat was held."""
+
+
 class FakeOllama:
     """The server and its state. Attributes below the state may be changed by a test at any time."""
 
@@ -118,6 +122,9 @@ class FakeOllama:
         self.chat_error = 'an error was encountered while running the model: unexpected EOF'
         self.chat_delay = 0.0  # seconds before each piece
         self.chat_first_delay = 0.0  # seconds before the response starts (as when a model loads)
+        # hold a chat until chat_go is set: before its response starts (0) or after this many pieces
+        self.chat_hold_at: int | None = None
+        self.chat_go = threading.Event()
 
         self._app = Starlette(routes=[
             Route('/', self._root, methods=['GET', 'HEAD']),
@@ -301,17 +308,21 @@ class FakeOllama:
             return _not_pulled(body.get('model', ''))
         if self.chat_first_delay:
             await asyncio.sleep(self.chat_first_delay)
+        if self.chat_hold_at == 0 and not await self._chat_held(request):
+            return Response(status_code=499)  # nobody reads it: the client went away while it waited
         self._keep(name, body.get('keep_alive'))
-        return StreamingResponse(self._chat_lines(name), media_type=NDJSON)
+        return StreamingResponse(self._chat_lines(name, request), media_type=NDJSON)
 
     def chat_pieces(self) -> list[str]:
         """The canned reply in the pieces the chat streams: one word (with its space) each."""
         return re.findall(r'\S+\s*', self.chat_reply)
 
-    async def _chat_lines(self, name: str) -> AsyncIterator[bytes]:
+    async def _chat_lines(self, name: str, request: Request) -> AsyncIterator[bytes]:
         pieces = self.chat_pieces()
         with self._stream_counter():
             for sent, piece in enumerate(pieces):
+                if sent and sent == self.chat_hold_at and not await self._chat_held(request):
+                    raise _ClientGone
                 if self.chat_error_after is not None and sent == self.chat_error_after:
                     yield _line({'error': self.chat_error})
                     return
@@ -325,11 +336,22 @@ class FakeOllama:
                          'prompt_eval_count': 26, 'prompt_eval_duration': 130_000_000,
                          'eval_count': len(pieces), 'eval_duration': 1_000_000_000})
 
+    async def _chat_held(self, request: Request) -> bool:
+        """Wait until chat_go is set; False when the client goes away first."""
+        while not self.chat_go.is_set():
+            if await request.is_disconnected():
+                return False
+            await asyncio.sleep(0.02)
+        return True
+
     @contextlib.contextmanager
     def _stream_counter(self) -> Iterator[None]:
         """Count streams that ran to their end and streams cut short because the client went away."""
         try:
             yield
+        except _ClientGone:
+            self.streams_aborted += 1
+            return
         except (asyncio.CancelledError, GeneratorExit):
             self.streams_aborted += 1
             raise
