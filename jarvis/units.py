@@ -12,3 +12,9 @@ def binary_size(value: float) -> tuple[float, str]:
             return amount, unit
         amount /= 1024
     return amount, BINARY_UNITS[-1]
+
+
+def format_bytes(value: float) -> str:
+    """"512 B", "1.5 GiB": the way sizes read everywhere in the app."""
+    amount, unit = binary_size(value)
+    return f'{amount:.0f} {unit}' if unit == 'B' else f'{amount:.1f} {unit}'

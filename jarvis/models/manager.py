@@ -22,6 +22,7 @@ from ..events import ModelLoaded, ModelStatus, PullProgress
 from ..hub import Hub
 from ..metrics.system import free_memory_bytes
 from ..storage import SettingsStore
+from ..units import format_bytes
 from .base import ChatModel, GenerationOptions, MemoryNeed, ModelError, ModelInfo
 from .default_model import DEFAULT_MODEL_FILE, default_model_available, ensure_default_model
 from .gguf import GGUFError, GGUFInfo, read_gguf
@@ -292,8 +293,8 @@ class ModelManager:
         gguf = await asyncio.to_thread(read_gguf, path)
         need = await self._memory_need_for(gguf, path)
         if not need.fits:
-            raise ModelError(f'{name} needs about {need.needed_bytes / 2**30:.1f} GiB of memory, '
-                             f'but only {(need.ram_free_bytes or 0) / 2**30:.1f} GiB is free.')
+            raise ModelError(f'{name} needs about {format_bytes(need.needed_bytes)} of memory, '
+                             f'but only {format_bytes(need.ram_free_bytes or 0)} is free.')
         model = await asyncio.to_thread(LlamaCppModel, path, name=name, context_length=self.options.context_length,
                                         gpu_layers=self.options.gpu_layers, threads=self.options.threads)
         return model, _local_info(path, gguf)

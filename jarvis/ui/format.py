@@ -5,7 +5,7 @@ import time
 
 from ..events import ModelLoaded
 from ..models.base import MemoryNeed
-from ..units import binary_size
+from ..units import format_bytes
 
 NA = 'n/a'
 
@@ -17,8 +17,7 @@ def percent(value: float | None) -> str:
 def bytes_(value: float | None) -> str:
     if value is None:
         return NA
-    amount, unit = binary_size(value)
-    return f'{amount:.0f} {unit}' if unit == 'B' else f'{amount:.1f} {unit}'
+    return format_bytes(value)
 
 
 def used_of(used: float | None, total: float | None) -> str:
