@@ -9,7 +9,6 @@ import os
 import socket
 import sqlite3
 import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -44,12 +43,10 @@ async def test_event_storm_in_the_hub_stays_bounded_and_honest() -> None:
     fast_sub = hub.subscribe(fast, name='fast')
     reader = hub.subscribe(name='reader')  # drained by hand, slowly
     rss_before = psutil.Process().memory_info().rss
-    started = time.perf_counter()
     for index in range(STORM):
         hub.publish(ChatMessage(role='assistant', text=f'event {index}'))
         if index % 100 == 0:  # the loop runs the subscribers in between, as it does in the app
             await asyncio.sleep(0)
-    publish_s = time.perf_counter() - started
     while fast_sub.pending:
         await asyncio.sleep(0)
     rss_after = psutil.Process().memory_info().rss
@@ -60,7 +57,6 @@ async def test_event_storm_in_the_hub_stays_bounded_and_honest() -> None:
     assert stalled_sub.skipped == STORM - 257
     assert hub.skipped_total == sum(s.skipped for s in (stalled_sub, fast_sub, reader))
     assert rss_after - rss_before < 64 * 2**20, 'memory stays bounded'
-    assert publish_s < 30
     stalled_release.set()
 
 
@@ -93,10 +89,8 @@ async def test_event_storm_over_websockets_with_a_stalled_client(settings: Setti
 
             server_loop = services.hub._loop  # pylint: disable=protected-access
             assert server_loop is not None
-            started = time.perf_counter()
             await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(storm(), server_loop))
-            await asyncio.wait_for(done.wait(), 60)
-            elapsed = time.perf_counter() - started
+            await asyncio.wait_for(done.wait(), 60)  # a hung fan-out fails here, whatever the machine's speed
             await reader
             stalled_sub = max(subscriptions, key=lambda s: s.skipped)
             active_sub = min(subscriptions, key=lambda s: s.skipped)
@@ -106,7 +100,6 @@ async def test_event_storm_over_websockets_with_a_stalled_client(settings: Setti
             assert stalled_sub.skipped > STORM * 0.75, 'the stalled client skipped, and it was counted'
             assert received == active_sub.delivered, 'everything handed to the active client arrived'
             assert received > 1000
-            assert elapsed < 60
             stats = httpx.get(url + '/api/hub/stats').json()
             assert stats['skipped'] == services.hub.skipped_total >= stalled_sub.skipped
         stalled.close()
