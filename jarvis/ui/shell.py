@@ -55,7 +55,7 @@ def build_root(services: Services, views: list[View]) -> Callable[[], None]:
                 notifications.notify(live.client, note.message, type=note.level, timeout=0, close_button='OK',
                                      multi_line=True)
 
-        with ui.left_drawer(value=True, bordered=True).props('width=210').classes('px-0') as drawer:
+        with ui.left_drawer(bordered=True).props('width=210').classes('px-0') as drawer:
             nav_items = _navigation(views)
         with ui.header(elevated=True).classes('items-center gap-3 px-4 bg-slate-900 text-white'):
             ui.button(icon='menu', on_click=drawer.toggle).props('flat round dense color=white') \
@@ -64,7 +64,7 @@ def build_root(services: Services, views: list[View]) -> Callable[[], None]:
             ui.label('J.A.R.V.I.S.').classes('text-xl font-semibold tracking-widest')
             ui.space()
             ui.label().bind_text_from(live, 'model', backward=fmt.model_caption) \
-                .classes('text-sm opacity-80').mark('header-model')
+                .classes('text-sm opacity-80 max-sm:hidden').mark('header-model')  # the Chat view names it too
             mark(LiveIndicator('Connected', 'Offline'), 'connection-indicator')
             theme_button = ui.button(on_click=lambda: _toggle_theme(services.preferences, dark, theme_button)) \
                 .props('flat round dense color=white').mark('theme-toggle')
