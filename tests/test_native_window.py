@@ -64,13 +64,18 @@ def close_window(display: str, title: str) -> bool:
 def close_and_wait(process: subprocess.Popen, display: str, title: str = 'J.A.R.V.I.S.', attempts: int = 3) -> int:
     """Close the window and wait for the app to exit. Qt under Xvfb now and then leaves a
     WM_DELETE_WINDOW unanswered; a user clicks the close button again, and so does this."""
-    for _ in range(attempts):
-        assert close_window(display, title), 'no window with the app title'
+    for attempt in range(attempts):
+        if not close_window(display, title):
+            assert attempt > 0, 'no window with the app title'
+            break  # the window is gone: the app is on its way out
         try:
             return process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             continue
-    raise AssertionError(f'the app did not exit after {attempts} close requests')
+    try:
+        return process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f'the app did not exit after {attempts} close requests') from None
 
 
 class NativeApp(AppServer):
