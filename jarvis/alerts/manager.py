@@ -140,8 +140,18 @@ class AlertManager:
     def desktop_status(self) -> dict[str, Any]:
         """Whether desktop notifications can be shown (as far as the last try tells), and why not."""
         if self.desktop is None:
-            return {'enabled': False, 'unavailable': None, 'sent': 0}
-        return {'enabled': True, 'unavailable': self.desktop.unavailable, 'sent': self.desktop.sent}
+            return {'enabled': False, 'unavailable': None, 'sent': 0, 'failed': 0}
+        return {'enabled': True, 'unavailable': self.desktop.unavailable, 'sent': self.desktop.sent,
+                'failed': self.desktop.failed}
+
+    async def settled(self, timeout: float = 10.0) -> None:
+        """Return once every sample published so far has been evaluated and written (a script or a test
+        that published samples itself reads the outcome after this)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while (self._subscription is not None and self._subscription.pending) or self._lock.locked():
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f'the alerts did not catch up with the samples within {timeout:.0f} s')
+            await asyncio.sleep(0.005)
 
     # --- evaluation -------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ what changes elsewhere arrives as ``alert`` and ``alert_rules`` hub events.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from nicegui import background_tasks, ui
@@ -36,19 +37,19 @@ LOG_COLUMNS = [
 class RuleFields:
     """The inputs of one rule: metric, threshold, duration, cooldown, severity."""
 
-    def __init__(self, metrics: list[WatchedMetric], rule: AlertRule | None, prefix: str) -> None:
+    def __init__(self, metrics: list[WatchedMetric], rule: AlertRule | None, marker: Callable[[str], str]) -> None:
         self.metrics = {metric.name: metric for metric in metrics}
         metric = rule.metric if rule else 'cpu'
         self.metric = mark(ui.select({m.name: m.label for m in metrics}, value=metric, label='Metric',
-                                     on_change=self._show_unit).classes('w-44'), f'{prefix}-metric')
+                                     on_change=self._show_unit).classes('w-44'), marker('metric'))
         self.threshold = mark(ui.number('Above', value=rule.threshold if rule else 90, min=0).classes('w-28'),
-                              f'{prefix}-threshold')
+                              marker('threshold'))
         self.duration = mark(ui.number('For (s)', value=rule.duration_s if rule else 60, min=0, max=MAX_DURATION_S)
-                             .classes('w-28'), f'{prefix}-duration')
+                             .classes('w-28'), marker('duration'))
         self.cooldown = mark(ui.number('Cooldown (s)', value=rule.cooldown_s if rule else DEFAULT_COOLDOWN_S, min=0,
-                                       max=MAX_COOLDOWN_S).classes('w-32'), f'{prefix}-cooldown')
+                                       max=MAX_COOLDOWN_S).classes('w-32'), marker('cooldown'))
         self.severity = mark(ui.select(list(SEVERITIES), value=rule.severity if rule else 'warning',
-                                       label='Severity').classes('w-32'), f'{prefix}-severity')
+                                       label='Severity').classes('w-32'), marker('severity'))
         self._show_unit()
 
     def values(self) -> dict[str, Any]:
@@ -74,7 +75,7 @@ class RuleRow:
         with ui.column().classes('w-full gap-1') as self.element:
             with ui.row().classes('w-full items-center gap-3'):
                 self.enabled = mark(ui.switch(value=rule.enabled, on_change=self.toggle), f'alert-rule-enabled:{rule.id}')
-                self.fields = RuleFields(metrics, rule, f'alert-rule:{rule.id}')
+                self.fields = RuleFields(metrics, rule, lambda field: f'alert-{field}:{rule.id}')
                 mark(ui.button(icon='save', on_click=self.save).props('flat round dense').tooltip('Save'),
                      f'alert-rule-save:{rule.id}')
                 mark(ui.button(icon='delete', on_click=self.remove).props('flat round dense').tooltip('Remove'),
@@ -143,7 +144,7 @@ class AlertsView:
                 ui.separator()
                 ui.label('New rule').classes('text-sm font-medium')
                 with ui.row().classes('w-full items-center gap-3'):
-                    self.new_fields = RuleFields(self.metrics, None, 'alert-new')
+                    self.new_fields = RuleFields(self.metrics, None, lambda field: f'alert-new-{field}')
                     mark(ui.button('Add', icon='add', on_click=self.add).props('outline dense'), 'alert-new-add')
                 self.new_error = mark(ui.label('').classes('text-xs text-negative'), 'alert-new-error')
                 self.new_error.set_visibility(False)

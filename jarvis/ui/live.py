@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[Any], Any]
 
-VISIBILITY_EVENT = 'jarvis-visibility'
+VISIBILITY_EVENT = 'jarvisVisibility'  # camelCase: the name NiceGUI registers a listener under
 # runs at every connection: listens once per page, and reports the state now (the socket may be new)
 REPORT_VISIBILITY_JS = f"""(() => {{
   const report = () => emitEvent('{VISIBILITY_EVENT}', document.visibilityState);
