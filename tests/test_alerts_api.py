@@ -103,7 +103,7 @@ async def test_delete_removes_a_rule_and_an_unknown_one_is_404(jarvis: Harness) 
 async def test_the_log_lists_alerts_newest_first_with_start_end_and_peak(jarvis: Harness) -> None:
     alerts, hub = jarvis.services.alerts, jarvis.services.hub
     await alerts.save({'metric': 'memory', 'threshold': 80, 'duration_s': 0, 'cooldown_s': 0}, 'memory-test')
-    now = time.time()
+    now = time.time() + 3600  # ahead of the real sampler's samples, which the alerts then take for stale
     for at, memory in ((0, 85), (1, 97), (2, 10), (3, 88)):
         hub.publish(SystemMetrics(cpu=1, memory=memory, disk=1, gpu=None, timestamp=now + at))
     await alerts.settled()

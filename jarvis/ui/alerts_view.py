@@ -164,7 +164,9 @@ class AlertsView:
                 ui.badge(alert.severity, color=SEVERITY_COLORS.get(alert.severity, 'grey'))
                 with ui.column().classes('gap-0'):
                     ui.label(alert.summary).classes('font-medium')
-                    ui.label(f'{alert.message} Since {fmt.date_time(alert.started_at)}.').classes('text-sm opacity-80')
+                    # the peak, not the latest value: the list is drawn when an alert starts or ends, not per sample
+                    ui.label(f'Since {fmt.date_time(alert.started_at)}; peak so far '
+                             f'{_format_peak(self.metrics, alert.metric, alert.peak)}.').classes('text-sm opacity-80')
 
     @ui.refreshable_method
     async def rule_list(self) -> None:
