@@ -336,3 +336,9 @@ async def test_salvage_keeps_the_rules_and_the_log_of_a_damaged_database(app: Ap
     assert alert_store.read_log(fresh, 10)[0].peak == 99
     fresh.close()
     app.db = None
+
+
+def test_thresholds_and_readings_read_with_a_tenth_at_most() -> None:
+    cpu = AlertRule('cpu', 'cpu', 92.5).watched
+    assert [cpu.format(v) for v in (92.5, 90.0, 6.66, 0.04, None)] == ['92.5 %', '90 %', '6.7 %', '0 %', 'n/a']
+    assert AlertRule('hot', 'gpu_temperature', 85).summary == 'GPU temperature above 85 °C'

@@ -77,11 +77,11 @@ def test_the_app_shows_a_firing_alert_on_the_desktop_while_no_window_is_open(
         bus: NotificationBus, tmp_path: Path) -> None:
     with AppServer(tmp_path / 'data', env={'DBUS_SESSION_BUS_ADDRESS': bus.address}) as app:
         assert httpx.get(app.url + '/api/hub/stats').json()['visible'] == 0
-        fire(app, 'memory-any', 1)
+        fire(app, 'memory-any', 0)
         [notification] = wait_for(bus.notifications, timeout=20, message=app.output())
         assert (notification['app_name'], notification['summary'], notification['urgency']) == \
-            ('J.A.R.V.I.S.', 'Memory above 1 %', 2)
-        assert notification['body'].startswith('Memory is at ') and notification['body'].endswith(', above 1 %.')
+            ('J.A.R.V.I.S.', 'Memory above 0 %', 2)
+        assert notification['body'].startswith('Memory is at ') and notification['body'].endswith(', above 0 %.')
         assert notification['app_icon'].startswith('file://') and notification['app_icon'].endswith('icon.png')
         body = httpx.get(app.url + '/api/alerts').json()
         assert body['desktop_notifications'] == {'enabled': True, 'unavailable': None, 'sent': 1, 'failed': 0}
@@ -92,9 +92,9 @@ def test_the_app_shows_a_firing_alert_on_the_desktop_while_no_window_is_open(
 def test_with_no_bus_to_reach_the_app_says_so_once_and_the_alerts_still_happen(tmp_path: Path) -> None:
     gone = f'unix:path={tmp_path}/no-bus-here'
     with AppServer(tmp_path / 'data', env={'DBUS_SESSION_BUS_ADDRESS': gone}) as app:
-        fire(app, 'memory-any', 1)
+        fire(app, 'memory-any', 0)
         wait_for(lambda: UNAVAILABLE in app.output(), timeout=20, message=app.output())
-        fire(app, 'memory-more', 2)
+        fire(app, 'memory-more', 0.5)
         log = wait_for(lambda: len(httpx.get(app.url + '/api/alerts/log').json()) == 2 and
                        httpx.get(app.url + '/api/alerts/log').json(), timeout=20)
         assert {entry['rule_id'] for entry in log} == {'memory-any', 'memory-more'}

@@ -26,8 +26,11 @@ class WatchedMetric:
     read: Callable[[SystemMetrics], float | None]
 
     def format(self, value: float | None) -> str:
-        """"97 %", "86 °C"; "n/a" when there is no reading."""
-        return 'n/a' if value is None else f'{value:.0f} {self.unit}'
+        """"97 %", "92.5 %", "86 °C" (a tenth at most, as the readings are taken); "n/a" when there is none."""
+        if value is None:
+            return 'n/a'
+        number = f'{value:.1f}'.removesuffix('.0')
+        return f'{"0" if number == "-0" else number} {self.unit}'
 
     def to_dict(self) -> dict[str, Any]:
         return {'name': self.name, 'label': self.label, 'unit': self.unit, 'min': self.low, 'max': self.high}
