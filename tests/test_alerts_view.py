@@ -24,6 +24,13 @@ def element(user: User, marker: str) -> Any:
     return next(iter(found))
 
 
+def hidden_or_not(user: User, marker: str) -> Any:
+    """The element with a marker, visible or not (user.find sees only visible ones)."""
+    assert user.client is not None
+    [found] = [e for e in user.client.elements.values() if marker in e._markers]  # pylint: disable=protected-access
+    return found
+
+
 def absent(user: User, marker: str) -> bool:
     assert user.client is not None
     return not any(marker in e._markers for e in user.client.elements.values())  # pylint: disable=protected-access
@@ -78,6 +85,16 @@ async def test_a_rule_that_does_not_fit_says_why_and_is_not_stored(jarvis: Harne
     await eventually(lambda: 'from 0 to 100 %' in element(alice, 'alert-rule-error:disk-full').text)
     assert (await jarvis.services.alerts.rule('disk-full')).threshold == 95
     assert element(alice, 'alert-threshold:disk-full').value == 250, 'what the user typed stays, to correct it'
+    element(alice, 'alert-threshold:disk-full').set_value(None)  # an emptied field is no "keep the old value"
+    alice.find(marker='alert-rule-save:disk-full').click()
+    await eventually(lambda: 'Give a number' in element(alice, 'alert-rule-error:disk-full').text)
+    element(alice, 'alert-threshold:disk-full').set_value(95)  # the stored value again: saved, the error goes
+    alice.find(marker='alert-rule-save:disk-full').click()
+    await eventually(lambda: not hidden_or_not(alice, 'alert-rule-error:disk-full').visible)
+    element(alice, 'alert-new-threshold').set_value(None)
+    alice.find(marker='alert-new-add').click()
+    await eventually(lambda: 'Give a number' in element(alice, 'alert-new-error').text)
+    assert len(await jarvis.services.alerts.rules()) == 5
 
 
 async def test_rules_added_and_removed_in_one_window_or_by_a_script_show_in_the_others(jarvis: Harness) -> None:

@@ -14,7 +14,7 @@ from nicegui import events as ui_events
 
 from .. import events
 from ..alerts import AlertManager, AlertRule, RuleError, WatchedMetric
-from ..alerts.rules import DEFAULT_COOLDOWN_S, MAX_COOLDOWN_S, MAX_DURATION_S, SEVERITIES
+from ..alerts.rules import DEFAULT_COOLDOWN_S, SEVERITIES
 from ..events import Alert, AlertRulesChanged
 from ..services import Services
 from . import format as fmt
@@ -35,26 +35,33 @@ LOG_COLUMNS = [
 
 
 class RuleFields:
-    """The inputs of one rule: metric, threshold, duration, cooldown, severity."""
+    """The inputs of one rule: metric, threshold, duration, cooldown, severity.
+
+    The numbers are not clamped to their ranges (a clamped field would show a value other than the one
+    the user typed): the alert manager checks them and its sentence says what fits."""
 
     def __init__(self, metrics: list[WatchedMetric], rule: AlertRule | None, marker: Callable[[str], str]) -> None:
         self.metrics = {metric.name: metric for metric in metrics}
         metric = rule.metric if rule else 'cpu'
         self.metric = mark(ui.select({m.name: m.label for m in metrics}, value=metric, label='Metric',
                                      on_change=self._show_unit).classes('w-44'), marker('metric'))
-        self.threshold = mark(ui.number('Above', value=rule.threshold if rule else 90, min=0).classes('w-28'),
+        self.threshold = mark(ui.number('Above', value=rule.threshold if rule else 90).classes('w-28'),
                               marker('threshold'))
-        self.duration = mark(ui.number('For (s)', value=rule.duration_s if rule else 60, min=0, max=MAX_DURATION_S)
-                             .classes('w-28'), marker('duration'))
-        self.cooldown = mark(ui.number('Cooldown (s)', value=rule.cooldown_s if rule else DEFAULT_COOLDOWN_S, min=0,
-                                       max=MAX_COOLDOWN_S).classes('w-32'), marker('cooldown'))
+        self.duration = mark(ui.number('For (s)', value=rule.duration_s if rule else 60).classes('w-28'),
+                             marker('duration'))
+        self.cooldown = mark(ui.number('Cooldown (s)', value=rule.cooldown_s if rule else DEFAULT_COOLDOWN_S)
+                             .classes('w-32'), marker('cooldown'))
         self.severity = mark(ui.select(list(SEVERITIES), value=rule.severity if rule else 'warning',
                                        label='Severity').classes('w-32'), marker('severity'))
         self._show_unit()
 
     def values(self) -> dict[str, Any]:
-        return {'metric': self.metric.value, 'threshold': self.threshold.value, 'duration_s': self.duration.value,
-                'cooldown_s': self.cooldown.value, 'severity': self.severity.value}
+        """What the fields hold; raises ``RuleError`` for an empty number (the manager would keep the old one)."""
+        numbers = {'threshold': self.threshold.value, 'duration_s': self.duration.value,
+                   'cooldown_s': self.cooldown.value}
+        if any(value is None for value in numbers.values()):
+            raise RuleError('Give a number for the threshold, the duration and the cooldown.')
+        return {'metric': self.metric.value, **numbers, 'severity': self.severity.value}
 
     def show(self, rule: AlertRule) -> None:
         for field, value in ((self.metric, rule.metric), (self.threshold, rule.threshold),
@@ -97,23 +104,24 @@ class RuleRow:
         self.caption.set_text(_caption(rule))
         self.error.set_visibility(False)
 
+    async def save(self) -> None:
+        await self._save(self.fields.values)
+
     async def toggle(self, event: ui_events.ValueChangeEventArguments) -> None:
         if bool(event.value) == self.rule.enabled:
             return  # an update that came from the hub, not from the user
-        await self._save({'enabled': bool(event.value)})
+        await self._save(lambda: {'enabled': bool(event.value)})
 
-    async def save(self) -> None:
-        await self._save(self.fields.values())
-
-    async def _save(self, changes: dict[str, Any]) -> None:
+    async def _save(self, changes: Callable[[], dict[str, Any]]) -> None:
         try:
-            rule = await self.view.alerts.save(changes, self.rule.id)
+            rule = await self.view.alerts.save(changes(), self.rule.id)
         except RuleError as error:  # nothing was stored: the fields keep what the user typed, to correct it
             self.error.set_text(str(error))
             self.error.set_visibility(True)
             if self.enabled.value != self.rule.enabled:
                 self.enabled.set_value(self.rule.enabled)
             return
+        self.error.set_visibility(False)
         self.show(rule)
         notifications.notify(self.element.client, f'Alert rule "{rule.id}" saved: {rule.condition}.',
                              type='positive', group='alert-rules')
@@ -185,7 +193,7 @@ class AlertsView:
 
     async def add(self) -> None:
         try:
-            rule = await self.alerts.save(self.new_fields.values())
+            rule = await self.alerts.save(self.new_fields.values())  # values() too may say what is missing
         except RuleError as error:
             self.new_error.set_text(str(error))
             self.new_error.set_visibility(True)
