@@ -16,6 +16,7 @@ from . import api, exit_deadline, framework
 from .config import Settings
 from .resources import asset, assets_dir
 from .services import Services, StartupError
+from .ui.alerts_view import alerts_page
 from .ui.chat_view import chat_page
 from .ui.models_view import models_page
 from .ui.plugins_view import plugins_page
@@ -37,6 +38,7 @@ def views() -> list[View]:
         View('/chat', 'Chat', 'forum', chat_page),
         View('/models', 'Models', 'psychology', models_page),
         View('/plugins', 'Plugins', 'extension', plugins_page),
+        View('/alerts', 'Alerts', 'notifications_active', alerts_page),
     ]
 
 

@@ -35,6 +35,8 @@ class Settings:
     load_default_model: bool = True  # restore (or, on a fresh machine, install) the default model at start
     plugin_timeout: float = 10.0
     wikipedia_url: str = field(default_factory=lambda: os.environ.get('JARVIS_WIKIPEDIA_URL', ''))
+    # a firing alert goes to the desktop's notification service while no window of the app is visible
+    desktop_notifications: bool = True
 
     @property
     def db_path(self) -> Path:

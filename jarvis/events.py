@@ -24,6 +24,8 @@ PLUGIN_SETTINGS = 'plugin_settings'
 NOTIFICATION = 'notification'
 CONVERSATIONS_CHANGED = 'conversations_changed'
 PULL_PROGRESS = 'pull_progress'
+ALERT = 'alert'
+ALERT_RULES = 'alert_rules'
 
 
 class Payload:
@@ -168,6 +170,43 @@ class PullProgress(Payload):
     total: int | None = None
     done: bool = False
     error: str = ''
+
+
+AlertState = Literal['firing', 'resolved']
+
+
+@dataclass(frozen=True, slots=True)
+class Alert(Payload):
+    """An alert rule's condition began to hold long enough (``firing``) or no longer holds (``resolved``).
+
+    ``value`` is the reading that fired or ended it (``None`` when the metric could no longer be read),
+    ``peak`` the highest reading while it held; ``ended_at`` is ``None`` while it fires. ``summary`` and
+    ``message`` say it in words, the same in every window, script and desktop notification.
+    """
+
+    event_type: ClassVar[str] = ALERT
+    rule_id: str
+    metric: str
+    severity: Literal['warning', 'critical']
+    state: AlertState
+    threshold: float
+    value: float | None
+    peak: float
+    started_at: float
+    ended_at: float | None = None
+    log_id: int | None = None
+    summary: str = ''
+    message: str = ''
+    resolution: str = ''  # why it ended: 'cleared', 'no reading', 'rule changed', 'app stopped'
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRulesChanged(Payload):
+    """An alert rule was saved or removed (in any window or through the API)."""
+
+    event_type: ClassVar[str] = ALERT_RULES
+    rule_id: str
+    action: Literal['saved', 'removed']
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,8 @@ class Subscription:
         self.errors = 0
         self._hub = hub
         self._viewer = viewer
+        # set by a window from its page's visibility (see jarvis/ui/live.py); a script is never visible
+        self.visible = False
         self._buffer: deque[Event] = deque()
         self._ready = asyncio.Event()
         self._overflowing = False
@@ -224,6 +226,11 @@ class Hub:
     def viewer_count(self) -> int:
         return sum(1 for s in self._subscriptions.values() if s.viewer)
 
+    @property
+    def visible_count(self) -> int:
+        """Connected windows whose page a person can see now (not hidden behind another tab, not minimised)."""
+        return sum(1 for s in self._subscriptions.values() if s.viewer and s.visible)
+
     async def wait_for_viewers(self) -> None:
         """Return as soon as at least one window is connected."""
         self._bind_loop()
@@ -250,6 +257,7 @@ class Hub:
         return {
             'subscribers': self.subscriber_count,
             'viewers': self.viewer_count,
+            'visible': self.visible_count,
             'published': self.published_total,
             'skipped': self.skipped_total,
         }

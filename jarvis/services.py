@@ -8,6 +8,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from .alerts import AlertManager, DesktopNotifications
 from .assistant.assistant import Assistant
 from .config import Settings
 from .events import Event, Notification
@@ -16,6 +17,7 @@ from .metrics import MetricsSampler
 from .models.manager import ModelManager
 from .plugins.manager import PluginManager
 from .preferences import Preferences
+from .resources import asset
 from .storage import SettingsStore, StorageError, describe_storage_error, open_database, prepare_folders
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,8 @@ class Services:
         self.models = ModelManager(self.hub, settings, self.store)
         self.plugins = PluginManager(self.hub, self.db, settings, self.store, metrics=self.sampler.current)
         self.assistant = Assistant(self.hub, self.db, self.store, settings, self.models, self.plugins)
+        desktop = DesktopNotifications('J.A.R.V.I.S.', icon=asset('icon.png')) if settings.desktop_notifications else None
+        self.alerts = AlertManager(self.hub, self.db, self.store, desktop=desktop)
         self.started = False
         self._ready: asyncio.Event | None = None
         self._restore: asyncio.Task | None = None
@@ -96,6 +100,7 @@ class Services:
         await asyncio.to_thread(self.plugins.discover)
         await self.plugins.start()
         await self.assistant.start()
+        await self.alerts.start()  # before the sampler: its first sample is checked too
         await self.sampler.start()
         # the last model loads in the background: the window opens at once and the chat says
         # "no model loaded" for the second or two it takes
@@ -122,7 +127,7 @@ class Services:
 
         steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
             ('assistant', self.assistant.stop), ('model restore', cancel_restore), ('plugins', self.plugins.stop),
-            ('models', self.models.close), ('metrics', self.sampler.stop)]
+            ('models', self.models.close), ('alerts', self.alerts.stop), ('metrics', self.sampler.stop)]
         try:
             await asyncio.wait_for(_run_each(steps), STOP_TIMEOUT_S)
         except asyncio.TimeoutError:

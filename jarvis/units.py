@@ -18,3 +18,18 @@ def format_bytes(value: float) -> str:
     """"512 B", "1.5 GiB": the way sizes read everywhere in the app."""
     amount, unit = binary_size(value)
     return f'{amount:.0f} {unit}' if unit == 'B' else f'{amount:.1f} {unit}'
+
+
+def format_duration(seconds: float) -> str:
+    """"45 s", "2 min", "1 h 30 min", "2 d": a span of time the way it reads everywhere in the app."""
+    whole = max(0, round(seconds))
+    if whole < 60:
+        return f'{whole} s'
+    minutes, rest = divmod(whole, 60)
+    if minutes < 60:
+        return f'{minutes} min' if not rest else f'{minutes} min {rest} s'
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f'{hours} h' if not minutes else f'{hours} h {minutes} min'
+    days, hours = divmod(hours, 24)
+    return f'{days} d' if not hours else f'{days} d {hours} h'

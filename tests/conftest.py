@@ -29,8 +29,10 @@ from .helpers.server import OFFLINE, AppServer
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
+    # no desktop notifications: an in-process test must never reach the desktop of the person running it
+    # (tests/test_alerts_desktop.py sends them on a session bus of its own)
     return Settings(data_dir=tmp_path / 'data', load_default_model=False, metrics_interval=0.2,
-                    wikipedia_url=OFFLINE, ollama_host=OFFLINE)
+                    wikipedia_url=OFFLINE, ollama_host=OFFLINE, desktop_notifications=False)
 
 
 @dataclass

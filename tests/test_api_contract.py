@@ -13,7 +13,7 @@ from jarvis.events import ChatMessage
 from .conftest import Harness
 from .helpers.scripted_model import ScriptedModel
 
-POST_ROUTES = ['/api/chat', '/api/models/load', '/api/plugins/toggle', '/api/plugins/settings']
+POST_ROUTES = ['/api/chat', '/api/models/load', '/api/plugins/toggle', '/api/plugins/settings', '/api/alerts']
 
 
 async def test_openapi_schema_describes_every_route_with_its_request_body(jarvis: Harness) -> None:
@@ -25,7 +25,8 @@ async def test_openapi_schema_describes_every_route_with_its_request_body(jarvis
     paths = schema['paths']
     assert {'/api/system/status', '/api/hub/stats', '/api/chat', '/api/chat/stop', '/api/chat/history',
             '/api/chat/conversations', '/api/models', '/api/models/load', '/api/models/unload', '/api/plugins',
-            '/api/plugins/toggle', '/api/plugins/settings'} <= set(paths)
+            '/api/plugins/toggle', '/api/plugins/settings', '/api/alerts', '/api/alerts/log',
+            '/api/alerts/{rule_id}'} <= set(paths)
     assert all(path.startswith('/api/') for path in paths), 'only the API, not the pages'
     for path in POST_ROUTES:
         body = paths[path]['post']['requestBody']['content']['application/json']['schema']

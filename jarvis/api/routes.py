@@ -12,18 +12,28 @@ import json
 import logging
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
 from .. import __version__, events
+from ..alerts import RuleError, RuleNotFound, TooManyRules
 from ..assistant.assistant import ChatInputError
 from ..assistant.conversations import ConversationNotFound
 from ..models.base import ModelError
 from ..plugins.manager import PluginError, PluginNotFound
 from ..services import Services, StartupError
 from .errors import error, install_error_handlers
-from .schemas import ChatRequest, ConversationId, LoadModelRequest, PluginSettingsRequest, TogglePluginRequest
+from .schemas import (
+    RULE_ID_MAX,
+    RULE_ID_PATTERN,
+    AlertRuleRequest,
+    ChatRequest,
+    ConversationId,
+    LoadModelRequest,
+    PluginSettingsRequest,
+    TogglePluginRequest,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +68,8 @@ async def _start_failed(connection: Request | WebSocket, problem: StartupError) 
 
 
 def _add_routes(app: APIRouter, services: Services) -> None:
-    assistant, models, plugins, hub, sampler = (services.assistant, services.models, services.plugins,
-                                                 services.hub, services.sampler)
+    assistant, models, plugins, hub, sampler, alerts = (services.assistant, services.models, services.plugins,
+                                                         services.hub, services.sampler, services.alerts)
 
     # --- system and hub ---------------------------------------------------------------------
 
@@ -195,3 +205,40 @@ def _add_routes(app: APIRouter, services: Services) -> None:
         except PluginError as problem:
             return error(422, str(problem))
         return {'plugin': info.name, 'settings': info.settings}
+
+    # --- alerts -----------------------------------------------------------------------------
+
+    @app.get('/api/alerts', tags=['alerts'])
+    async def list_alerts() -> dict:
+        """The rules, the alerts firing now, what rules can watch, and whether desktop notifications work."""
+        return {'rules': [rule.to_dict() for rule in await alerts.rules()],
+                'active': [alert.to_dict() for alert in await alerts.active()],
+                'metrics': [metric.to_dict() for metric in alerts.metrics()],
+                'desktop_notifications': alerts.desktop_status()}
+
+    @app.post('/api/alerts', tags=['alerts'])
+    async def save_alert_rule(request: AlertRuleRequest) -> Any:
+        """Add a rule, or change the fields given of the rule ``id`` (the others keep their values)."""
+        changes = request.model_dump(exclude_none=True, exclude={'id'})
+        try:
+            rule = await alerts.save(changes, request.id)
+        except TooManyRules as problem:
+            return error(409, str(problem))
+        except RuleError as problem:
+            return error(422, str(problem))
+        return rule.to_dict()
+
+    @app.delete('/api/alerts/{rule_id}', tags=['alerts'])
+    async def remove_alert_rule(rule_id: str = Path(min_length=1, max_length=RULE_ID_MAX, pattern=RULE_ID_PATTERN,
+                                                    examples=['cpu-1'])) -> Any:
+        """Remove a rule; a firing alert of it ends, its alerts stay in the log."""
+        try:
+            await alerts.remove(rule_id)
+        except RuleNotFound as problem:
+            return error(404, str(problem))
+        return {'removed': rule_id}
+
+    @app.get('/api/alerts/log', tags=['alerts'])
+    async def alert_log(limit: int = Query(50, ge=1, le=1000)) -> Any:
+        """The latest alerts, newest first, with start, end (null while firing) and peak."""
+        return [entry.to_dict() for entry in await alerts.log(limit)]

@@ -50,3 +50,26 @@ class TogglePluginRequest(BaseModel):
 class PluginSettingsRequest(BaseModel):
     plugin: PluginName = Field(examples=['Wikipedia'])
     settings: Annotated[dict[str, Any], AfterValidator(_valid_keys)] = Field(examples=[{'sentences': 2}])
+
+
+RULE_ID_MAX = 40
+RULE_ID_PATTERN = r'^[a-z0-9_-]+$'
+AlertRuleId = Annotated[str, Field(min_length=1, max_length=RULE_ID_MAX, pattern=RULE_ID_PATTERN,
+                                   description='1 to 40 characters of a-z, 0-9, "-" and "_".',
+                                   examples=['cpu-high'])]
+AlertMetric = Literal['cpu', 'memory', 'swap', 'disk', 'gpu_utilization', 'gpu_memory', 'gpu_temperature']
+
+
+class AlertRuleRequest(BaseModel):
+    """A rule to add, or the fields of one to change (the others keep their values)."""
+
+    id: AlertRuleId | None = Field(None, description='The rule to add or change; without one, a new rule is added.')
+    metric: AlertMetric | None = Field(None, description='Required for a new rule.')
+    threshold: float | None = Field(None, allow_inf_nan=False, examples=[90],
+                                    description='Fires above this: percent, or °C for gpu_temperature. Required '
+                                                'for a new rule.')
+    duration_s: float | None = Field(None, ge=0, le=86_400, description='How long it must hold, in seconds.')
+    cooldown_s: float | None = Field(None, ge=0, le=604_800,
+                                     description='How long the rule stays quiet after an alert ended, in seconds.')
+    severity: Literal['warning', 'critical'] | None = None
+    enabled: StrictBool | None = None

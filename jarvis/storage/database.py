@@ -61,6 +61,32 @@ MIGRATIONS: list[str] = [
         fired INTEGER NOT NULL DEFAULT 0
     );
     ''',
+    # alert rules (jarvis/alerts) and the log of the alerts they fired: start, end and peak
+    '''
+    CREATE TABLE alert_rules (
+        id TEXT PRIMARY KEY,
+        metric TEXT NOT NULL,
+        threshold REAL NOT NULL,
+        duration_s REAL NOT NULL,
+        cooldown_s REAL NOT NULL,
+        severity TEXT NOT NULL,
+        enabled INTEGER NOT NULL,
+        position INTEGER NOT NULL
+    );
+    CREATE TABLE alert_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        rule_id TEXT NOT NULL,
+        metric TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        threshold REAL NOT NULL,
+        started_at REAL NOT NULL,
+        ended_at REAL,
+        peak REAL NOT NULL,
+        last_seen_at REAL NOT NULL,
+        resolution TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX alert_log_by_start ON alert_log(started_at);
+    ''',
 ]
 
 

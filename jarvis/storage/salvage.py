@@ -32,6 +32,13 @@ TABLES: dict[str, dict[str, tuple[Kinds, bool]]] = {
     'notes': {'id': (_INT, False), 'text': (_TEXT, False), 'created_at': (_REAL, False)},
     'reminders': {'id': (_INT, False), 'text': (_TEXT, False), 'due_at': (_REAL, False),
                   'created_at': (_REAL, False), 'fired': (_INT, False)},
+    'alert_rules': {'id': (_TEXT, False), 'metric': (_TEXT, False), 'threshold': (_REAL, False),
+                    'duration_s': (_REAL, False), 'cooldown_s': (_REAL, False), 'severity': (_TEXT, False),
+                    'enabled': (_INT, False), 'position': (_INT, False)},
+    'alert_log': {'id': (_INT, False), 'rule_id': (_TEXT, False), 'metric': (_TEXT, False),
+                  'severity': (_TEXT, False), 'threshold': (_REAL, False), 'started_at': (_REAL, False),
+                  'ended_at': (_REAL, True), 'peak': (_REAL, False), 'last_seen_at': (_REAL, False),
+                  'resolution': (_TEXT, False)},
 }
 RECOVERED_TITLE = 'Recovered conversation'
 SCAN_BATCH = 500

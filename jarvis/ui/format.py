@@ -5,7 +5,7 @@ import time
 
 from ..events import ModelLoaded
 from ..models.base import MemoryNeed
-from ..units import format_bytes
+from ..units import format_bytes, format_duration
 
 NA = 'n/a'
 
@@ -78,3 +78,12 @@ def memory_need(need: MemoryNeed | None) -> str:
 def free_memory(ram_free: int | None, vram_free: int | None) -> str:
     vram = f', {bytes_(vram_free)} VRAM' if vram_free is not None else ' (no GPU)'
     return f'Free now: {bytes_(ram_free)} RAM{vram}'
+
+
+def date_time(timestamp: float | None, none: str = '') -> str:
+    """"2026-11-25 14:03:12" in local time; ``none`` when there is no time (an alert still firing)."""
+    return none if timestamp is None else time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(timestamp))
+
+
+def duration(seconds: float | None) -> str:
+    return NA if seconds is None else format_duration(seconds)

@@ -5,6 +5,10 @@ buffer, the connection state and the latest values as bindable properties, and p
 handlers. The subscription counts as a connected viewer while the browser's socket is up and
 is closed by itself when the window closes. A handler that raises shows a short notification
 in its own window only (an error boundary); other views and windows carry on.
+
+A window is ``visible`` while it is connected and its page is visible (the browser's Page Visibility
+API: not in a background tab, not minimised): the page reports each change, and its state as soon as
+it connects. Alerts go to the desktop only while no window is visible.
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from nicegui import Client, context, ui
+from nicegui import events as ui_events
 from nicegui.binding import BindableProperty
 
 from .. import events
@@ -27,15 +32,29 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[Any], Any]
 
+VISIBILITY_EVENT = 'jarvisVisibility'  # camelCase: the name NiceGUI registers a listener under
+# runs at every connection: listens once per page, and reports the state now (the socket may be new)
+REPORT_VISIBILITY_JS = f"""(() => {{
+  const report = () => emitEvent('{VISIBILITY_EVENT}', document.visibilityState);
+  if (!window.jarvisReportsVisibility) {{
+    window.jarvisReportsVisibility = true;
+    document.addEventListener('visibilitychange', report);
+  }}
+  report();
+}})()"""
+
 
 class LiveWindow:
     connected = BindableProperty()
     metrics = BindableProperty()
     model = BindableProperty()
+    visible = BindableProperty()
 
     def __init__(self, hub: Hub, client: Client) -> None:
         self.client = client
         self.connected: bool = client.has_socket_connection
+        self._page_visible = True  # until the page says otherwise: it reports as soon as it connects
+        self.visible: bool = self.connected
         latest_metrics = hub.latest(events.SYSTEM_METRICS)
         self.metrics: SystemMetrics | None = latest_metrics.data if latest_metrics else None  # type: ignore[assignment]
         latest_model = hub.latest(events.MODEL_LOADED)
@@ -43,9 +62,13 @@ class LiveWindow:
         self._handlers: dict[str, list[tuple[ui.element | None, Handler]]] = defaultdict(list)
         self.subscription: Subscription = hub.subscribe(
             self._dispatch, name=f'window {client.id[:8]}', viewer=self.connected)
+        self.subscription.visible = self.visible
+        client.layout.on(VISIBILITY_EVENT, self._on_visibility)
         client.on_connect(self._on_connect)
         client.on_disconnect(self._on_disconnect)
         client.on_delete(self.close)
+        if self.connected:
+            client.run_javascript(REPORT_VISIBILITY_JS)
 
     def on(self, event_type: str, handler: Handler, *, owner: ui.element | None = None) -> None:
         """Call ``handler(payload)`` for each event of a type while ``owner`` (a view's element) lives."""
@@ -60,10 +83,22 @@ class LiveWindow:
     def _on_connect(self) -> None:
         self.connected = True
         self.subscription.viewer = True
+        self._show_visibility()
+        self.client.run_javascript(REPORT_VISIBILITY_JS)
 
     def _on_disconnect(self) -> None:
         self.connected = False
         self.subscription.viewer = False
+        self._show_visibility()
+
+    def _on_visibility(self, event: ui_events.GenericEventArguments) -> None:
+        state = event.args[0] if isinstance(event.args, list) and event.args else event.args
+        self._page_visible = state != 'hidden'  # 'visible'; browsers once also said 'prerender'
+        self._show_visibility()
+
+    def _show_visibility(self) -> None:
+        self.visible = self.connected and self._page_visible
+        self.subscription.visible = self.visible
 
     async def _dispatch(self, event: Event) -> None:
         if self.client.is_deleted:

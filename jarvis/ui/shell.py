@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from nicegui import background_tasks, ui
 
 from .. import events, framework
-from ..events import ChatMessage, ModelLoaded, Notification
+from ..events import Alert, ChatMessage, ModelLoaded, Notification
 from ..preferences import Preferences
 from ..services import Services, StartupError
 from . import format as fmt
@@ -97,7 +97,19 @@ def _window_notifications(live: LiveWindow) -> None:
         if loaded.model:
             notifications.notify(client, f'Model loaded: {loaded.model}', type='positive', group='model')
 
+    def alert(alert: Alert) -> None:
+        # a critical alert stays until it is dismissed; each alert also stays listed in the Alerts view
+        if alert.state == 'firing':
+            critical = alert.severity == 'critical'
+            notifications.notify(client, f'Alert: {alert.summary}', caption=alert.message, icon='warning',
+                                 type='negative' if critical else 'warning', timeout=0 if critical else 15000,
+                                 close_button='OK', multi_line=True)
+        else:
+            notifications.notify(client, f'Resolved: {alert.summary}', caption=alert.message, type='positive',
+                                 multi_line=True)
+
     live.on(events.CHAT_MESSAGE, answer_finished)
+    live.on(events.ALERT, alert)
     live.on(events.NOTIFICATION, notify_all)
     live.on(events.MODEL_LOADED, model_loaded)
 
