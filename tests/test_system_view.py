@@ -15,7 +15,6 @@ from jarvis.ui import live, notifications
 
 from .conftest import Harness
 
-
 REAL_SAMPLER = 'real_sampler'  # a test with this mark gets the machine's own samples
 
 
