@@ -9,12 +9,14 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from .assistant.assistant import Assistant
+from .assistant.completions import Completions
 from .config import Settings
 from .events import Event, Notification
 from .hub import Hub
 from .metrics import MetricsSampler
 from .models.manager import ModelManager
 from .plugins.manager import PluginManager
+from .plugins.records import PluginRecords
 from .preferences import Preferences
 from .storage import SettingsStore, StorageError, describe_storage_error, open_database, prepare_folders
 
@@ -52,6 +54,8 @@ class Services:
         self.models = ModelManager(self.hub, settings, self.store)
         self.plugins = PluginManager(self.hub, self.db, settings, self.store, metrics=self.sampler.current)
         self.assistant = Assistant(self.hub, self.db, self.store, settings, self.models, self.plugins)
+        self.completions = Completions(self.hub, self.assistant, self.models)  # the /v1 routes
+        self.records = PluginRecords(self.db)  # notes and reminders, read by the MCP tools
         self.started = False
         self._ready: asyncio.Event | None = None
         self._restore: asyncio.Task | None = None
