@@ -318,8 +318,10 @@ class Completions:
             text, stopped = cut.visible(progress.text(), final=True)
             if len(text) > len(shown):
                 yield text[len(shown):]
-            reason: FinishReason = 'length' if not stopped and progress.count >= options.max_tokens else 'stop'
-            yield Finished(text, reason, Usage(prompt_tokens, await _count(model, text)))
+            written = await _count(model, text)  # the answer's tokens, as the model's tokenizer counts them
+            # the model wrote one piece per token, but a base model's loop guard may hold some back and join them
+            length = max(written, progress.count) >= options.max_tokens
+            yield Finished(text, 'length' if length and not stopped else 'stop', Usage(prompt_tokens, written))
 
     async def _loaded(self, entry: ModelEntry) -> ChatModel:
         """The model, loaded through the model manager when it is not the active one (it then becomes the
