@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -253,3 +254,40 @@ def test_the_server_answers_while_a_model_reads_a_long_prompt(app: AppServer, cl
     answer = result['answer']
     assert answer.usage.prompt_tokens > 400  # type: ignore[attr-defined]
     assert served_meanwhile > 0
+
+
+def test_a_client_that_closes_the_stream_stops_the_answer(app: AppServer, client: openai.OpenAI) -> None:
+    client.chat.completions.create(model=GEMMA, messages=[{'role': 'user', 'content': 'Hi'}], max_tokens=1)
+    stream = client.chat.completions.create(
+        model='jarvis', messages=[{'role': 'user', 'content': 'Write a very long story about a dragon and a king.'}],
+        max_tokens=400, stream=True)
+    for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            break
+    stream.close()  # the client leaves mid-answer: the model stops, the answer is kept as "stopped"
+    deadline = time.monotonic() + 60
+    while (last := history(app, 1)[-1])['status'] == 'streaming' or last['role'] != 'assistant':
+        assert time.monotonic() < deadline, last
+        time.sleep(0.2)
+    assert last['status'] == 'stopped' and last['text'] and last['tokens'] < 400
+    # the model is free again for the next one
+    again = client.chat.completions.create(model=GEMMA, messages=[{'role': 'user', 'content': 'Hi'}], max_tokens=2)
+    assert again.choices[0].finish_reason in ('stop', 'length')
+
+
+def test_the_access_token_is_the_api_key(tmp_path: Path) -> None:
+    token = 'v1 secret'
+    with AppServer(tmp_path / 'data', host='0.0.0.0', args=['--no-default-model', '--token', token]) as app:
+        with openai.OpenAI(base_url=app.url + '/v1', api_key=token, max_retries=0) as allowed:
+            assert [model.id for model in allowed.models.list()] == ['jarvis']
+            answer = allowed.chat.completions.create(model='jarvis', messages=[{'role': 'user', 'content': '6*7'}])
+            assert '42' in answer.choices[0].message.content
+        with openai.OpenAI(base_url=app.url + '/v1', api_key='wrong', max_retries=0) as refused:
+            with pytest.raises(openai.AuthenticationError) as wrong:
+                refused.models.list()
+        assert wrong.value.code == 'invalid_api_key' and 'token' in wrong.value.message
+        with openai.OpenAI(base_url=app.url + '/v1', api_key=token, max_retries=0,
+                           default_headers={'Origin': 'http://evil.example'}) as foreign:
+            with pytest.raises(openai.PermissionDeniedError) as page:
+                foreign.models.list()
+        assert page.value.type == 'permission_error' and '--allow-origin' in page.value.message

@@ -144,6 +144,10 @@ class McpEndpoint:
 
 
 def register(app: App, services: Services) -> None:
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        # the SDK logs each session manager start and stop at INFO: noise among the app's own lines (and a
+        # failed start must say what to do in one line); --log-level DEBUG shows them
+        logging.getLogger('mcp').setLevel(logging.WARNING)
     endpoint = McpEndpoint(services, build_server(services))
     app.add_route(MCP_PATH, endpoint, include_in_schema=False)  # type: ignore[arg-type]  # an ASGI app: every method
     app.on_startup(endpoint.start)
