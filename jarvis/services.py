@@ -117,6 +117,7 @@ class Services:
         """Stop every answer being generated, so that it is saved as "stopped" with its text (the first
         thing to do when the app is asked to quit: the request that waits for it then ends at once)."""
         self.assistant.stop_generation()
+        self.completions.stop_all()
 
     async def stop(self) -> None:
         """Stop every part, also after a failed or partial start; bounded, so that quitting always ends."""

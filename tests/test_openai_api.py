@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -291,3 +292,23 @@ def test_the_access_token_is_the_api_key(tmp_path: Path) -> None:
             with pytest.raises(openai.PermissionDeniedError) as page:
                 foreign.models.list()
         assert page.value.type == 'permission_error' and '--allow-origin' in page.value.message
+
+
+def test_quitting_ends_a_direct_stream_with_an_error_that_says_so(tmp_path: Path, models_dir: Path) -> None:
+    own = tmp_path / 'models'
+    own.mkdir()
+    (own / DEFAULT_MODEL_FILE).symlink_to(models_dir / DEFAULT_MODEL_FILE)
+    with AppServer(tmp_path / 'data', env={'JARVIS_MODELS_DIR': str(own)}) as app, \
+            openai.OpenAI(base_url=app.url + '/v1', api_key='-', max_retries=0, timeout=120) as client:
+        stream = client.chat.completions.create(
+            model=GEMMA, messages=[{'role': 'user', 'content': 'Write a very long story about a dragon.'}],
+            max_tokens=2000, stream=True)
+        with pytest.raises(openai.APIError) as quitting:
+            for chunk in stream:
+                if chunk.choices[0].delta.content:  # under way: asked to quit once (a second SIGTERM ends it at once)
+                    app.process.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
+                    break
+            for chunk in stream:
+                pass
+        assert 'quitting' in quitting.value.message
+        assert app.process.wait(30) == 0  # type: ignore[union-attr]

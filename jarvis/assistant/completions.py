@@ -139,6 +139,15 @@ class Completions:
         self.assistant = assistant
         self.models = models
         self.created = int(time.time())
+        self._running: set[threading.Event] = set()  # the cancel events of the direct completions under way
+        self._quitting = False
+
+    def stop_all(self) -> None:
+        """Stop every direct completion (the app is quitting): each model stops at its next token, and each
+        request ends at once with an error that says so. ``jarvis`` answers stop with the chat's."""
+        self._quitting = True
+        for cancel in list(self._running):
+            cancel.set()
 
     # --- the models -------------------------------------------------------------------------
 
@@ -270,6 +279,8 @@ class Completions:
     async def _direct(self, entry: ModelEntry, request: CompletionRequest) -> AsyncIterator[Step]:
         turns = [ChatTurn(m.role, m.content) for m in request.messages]
         async with self.assistant.model_turn():  # one generation at a time, the chat's answers included
+            if self._quitting:
+                raise ModelUnavailable('J.A.R.V.I.S. is quitting; ask again once it runs.')
             model = await self._loaded(entry)
             defaults = self.models.generation_options
             prompt_tokens = await _count_turns(model, turns)
@@ -293,6 +304,7 @@ class Completions:
                 except BaseException as error:  # handed to the loop
                     progress.error = error
 
+            self._running.add(cancel)
             worker = asyncio.ensure_future(asyncio.to_thread(generate))
             cut = StopCut(request.stop)
             shown = ''
@@ -311,6 +323,9 @@ class Completions:
                 await worker
             finally:
                 cancel.set()  # the client left, or the stop sequence came: the model stops at its next token
+                self._running.discard(cancel)
+            if self._quitting:
+                raise ModelUnavailable('J.A.R.V.I.S. is quitting, so the answer stopped.')
             if progress.error is not None:
                 error = progress.error
                 message = str(error) if isinstance(error, ModelError) else f'{type(error).__name__}: {error}'
