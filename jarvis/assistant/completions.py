@@ -20,13 +20,16 @@ import threading
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from ..events import CHAT_MESSAGE, ChatMessage
 from ..hub import Hub
 from ..models.base import ChatModel, ChatTurn, GenerationOptions, ModelError, ModelInfo
 from .assistant import COALESCE_S, Assistant, ChatInputError
 from .conversations import ConversationNotFound
+
+if TYPE_CHECKING:
+    from ..models.manager import ModelCatalog
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +131,7 @@ class ModelCatalogSource(Protocol):
     @property
     def generation_options(self) -> GenerationOptions: ...
 
-    async def catalog(self): ...  # noqa: ANN201  # a ModelCatalog
+    async def catalog(self) -> ModelCatalog: ...
 
     async def load(self, name: str, source: str | None = None) -> ModelInfo: ...
 
