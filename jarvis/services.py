@@ -10,12 +10,14 @@ from collections.abc import Awaitable, Callable
 
 from .alerts import AlertManager, DesktopNotifications
 from .assistant.assistant import Assistant
+from .assistant.completions import Completions
 from .config import Settings
 from .events import Event, Notification
 from .hub import Hub
 from .metrics import MetricsSampler
 from .models.manager import ModelManager
 from .plugins.manager import PluginManager
+from .plugins.records import PluginRecords
 from .preferences import Preferences
 from .resources import asset
 from .storage import SettingsStore, StorageError, describe_storage_error, open_database, prepare_folders
@@ -56,6 +58,8 @@ class Services:
         self.assistant = Assistant(self.hub, self.db, self.store, settings, self.models, self.plugins)
         desktop = DesktopNotifications('J.A.R.V.I.S.', icon=asset('icon.png')) if settings.desktop_notifications else None
         self.alerts = AlertManager(self.hub, self.db, self.store, desktop=desktop)
+        self.completions = Completions(self.hub, self.assistant, self.models)  # the /v1 routes
+        self.records = PluginRecords(self.db)  # notes and reminders, read by the MCP tools
         self.started = False
         self._ready: asyncio.Event | None = None
         self._restore: asyncio.Task | None = None
@@ -118,6 +122,7 @@ class Services:
         """Stop every answer being generated, so that it is saved as "stopped" with its text (the first
         thing to do when the app is asked to quit: the request that waits for it then ends at once)."""
         self.assistant.stop_generation()
+        self.completions.stop_all()
 
     async def stop(self) -> None:
         """Stop every part, also after a failed or partial start; bounded, so that quitting always ends."""

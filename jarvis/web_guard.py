@@ -49,14 +49,51 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 # 2 MiB: a chat message is at most 32,000 characters; nothing the app takes comes near it.
 # This holds for every path: NiceGUI's socket.io would otherwise read a polling body whole as well.
 MAX_BODY_BYTES = 2 * 2**20
-API_PREFIXES = ('/api', '/v1', '/mcp')
+OPENAI_PREFIX = '/v1'
+API_PREFIXES = ('/api', OPENAI_PREFIX, '/mcp')
 STATE_CHANGING = frozenset({'POST', 'PUT', 'PATCH', 'DELETE'})
 TOKEN_HEADER = b'x-jarvis-token'
 
 
 def is_api_path(path: str) -> bool:
-    """Routes for scripts (JSON in and out): /api/..., and /v1/... and /mcp when they are added."""
+    """Routes for scripts (JSON in and out): /api/..., /v1/... (the OpenAI-compatible API) and /mcp."""
     return any(path == prefix or path.startswith(prefix + '/') for prefix in API_PREFIXES)
+
+
+def is_openai_path(path: str) -> bool:
+    """The OpenAI-compatible routes, whose clients read errors only in OpenAI's shape."""
+    return path == OPENAI_PREFIX or path.startswith(OPENAI_PREFIX + '/')
+
+
+def error_payload(path: str, status: int, message: str) -> dict[str, Any]:
+    """The body of an error for a script: ``{"error": "..."}``, or under /v1 OpenAI's shape
+    ``{"error": {"message", "type", "param", "code"}}`` (OpenAI's clients raise their own exception types
+    from it and show its message; a plain string there would reach the user as a repr of the body)."""
+    if not is_openai_path(path):
+        return {'error': message}
+    return openai_error_payload(status, message)
+
+
+def openai_error_payload(status: int, message: str, *, type_: str | None = None, code: str | None = None,
+                         param: str | None = None) -> dict[str, Any]:
+    kind, default_code = _OPENAI_KINDS.get(status, ('server_error' if status >= 500 else 'invalid_request_error',
+                                                    None))
+    return {'error': {'message': message, 'type': type_ or kind, 'param': param, 'code': code or default_code}}
+
+
+# OpenAI's error type for a status, and a code where the status alone says what happened
+_OPENAI_KINDS: dict[int, tuple[str, str | None]] = {
+    400: ('invalid_request_error', None),
+    401: ('authentication_error', 'invalid_api_key'),
+    403: ('permission_error', None),
+    404: ('invalid_request_error', 'not_found'),
+    405: ('invalid_request_error', 'method_not_allowed'),
+    413: ('invalid_request_error', 'request_too_large'),
+    415: ('invalid_request_error', 'unsupported_media_type'),
+    422: ('invalid_request_error', None),
+    429: ('rate_limit_error', None),
+    503: ('server_error', 'service_unavailable'),
+}
 
 
 # --- the rules, built once from the settings ------------------------------------------------------
@@ -354,8 +391,9 @@ def _with_cookie(send: Send, token: str) -> Send:
 
 async def refuse(scope: Scope, receive: Receive, send: Send, status: int, message: str,
                  extra_headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
-    api = scope['type'] == 'websocket' or is_api_path(scope.get('path', ''))
-    body = json.dumps({'error': message}).encode() if api else _page(status, message)
+    path = scope.get('path', '')
+    api = scope['type'] == 'websocket' or is_api_path(path)
+    body = json.dumps(error_payload(path, status, message)).encode() if api else _page(status, message)
     headers = [(b'content-type', b'application/json' if api else b'text/html; charset=utf-8'),
                (b'content-length', str(len(body)).encode()), *extra_headers]
     if scope['type'] == 'websocket':

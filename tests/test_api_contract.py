@@ -27,8 +27,9 @@ async def test_openapi_schema_describes_every_route_with_its_request_body(jarvis
             '/api/chat/conversations', '/api/models', '/api/models/load', '/api/models/unload', '/api/plugins',
             '/api/plugins/toggle', '/api/plugins/settings', '/api/alerts', '/api/alerts/log',
             '/api/alerts/{rule_id}'} <= set(paths)
-    assert all(path.startswith('/api/') for path in paths), 'only the API, not the pages'
-    for path in POST_ROUTES:
+    assert {'/v1/models', '/v1/chat/completions'} <= set(paths)  # the OpenAI-compatible routes too
+    assert all(path.startswith(('/api/', '/v1/')) for path in paths), 'only the API, not the pages'
+    for path in [*POST_ROUTES, '/v1/chat/completions']:
         body = paths[path]['post']['requestBody']['content']['application/json']['schema']
         assert '$ref' in body, f'{path} has a typed body'
     chat = schema['components']['schemas']['ChatRequest']

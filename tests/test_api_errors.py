@@ -39,8 +39,8 @@ def test_unknown_routes_and_wrong_methods_answer_json(app: AppServer) -> None:
     with httpx.Client(base_url=app.url, timeout=30) as client:
         assert_json_error(client.get('/api/nope'), 404, '/api/nope', 'README')
         assert_json_error(client.post('/api/nope', json={}), 404, 'POST /api/nope')
-        assert_json_error(client.get('/v1/models'), 404, '/v1/models')
-        assert_json_error(client.get('/mcp'), 404, '/mcp')
+        assert_json_error(client.get('/api/v1/models'), 404, '/api/v1/models')
+        # /v1/ speaks OpenAI's error shape (tests/test_openai_api.py); /mcp is the MCP server (tests/test_mcp.py)
         wrong = client.get('/api/chat')
         assert_json_error(wrong, 405, 'GET', 'POST')
         assert wrong.headers['allow'] == 'POST'

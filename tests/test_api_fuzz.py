@@ -1,5 +1,6 @@
 """A schema-driven fuzzer (Schemathesis) against the real app: whatever it sends to a route of
-/api/openapi.json, the answer is never a server error, and every error is {"error": "..."}."""
+/api/openapi.json, the answer is never a server error, and every error is {"error": "..."} (under /v1/,
+OpenAI's {"error": {"message": "...", "type": "...", "param": ..., "code": ...}})."""
 from __future__ import annotations
 
 import itertools
@@ -33,6 +34,13 @@ def errors_are_one_json_sentence(ctx: schemathesis.CheckContext, response: schem
     if response.status_code < 400:
         return None
     body = response.json()
+    if case.path.startswith('/v1/'):
+        error = body.get('error') if isinstance(body, dict) else None
+        if not (isinstance(body, dict) and set(body) == {'error'} and isinstance(error, dict)
+                and set(error) == {'message', 'type', 'param', 'code'} and isinstance(error['message'], str)
+                and error['message'] and isinstance(error['type'], str)):
+            raise AssertionError(f'{response.status_code} is not OpenAI\'s error shape: {response.text[:200]}')
+        return True
     if not (isinstance(body, dict) and set(body) == {'error'} and isinstance(body['error'], str) and body['error']):
         raise AssertionError(f'{response.status_code} is not {{"error": "..."}}: {response.text[:200]}')
     return True
@@ -41,7 +49,8 @@ def errors_are_one_json_sentence(ctx: schemathesis.CheckContext, response: schem
 def test_no_request_gets_a_server_error(fuzzed_app: AppServer) -> None:
     schema = schemathesis.openapi.from_url(fuzzed_app.url + '/api/openapi.json')
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) >= 12, 'every route is in the schema'
+    assert len(operations) >= 15, 'every route is in the schema'
+    assert {'/v1/models', '/v1/chat/completions'} <= {operation.path for operation in operations}
     for operation, mode in itertools.product(operations, schemathesis.GenerationMode):
 
         @given(case=operation.as_strategy(mode))

@@ -1,6 +1,8 @@
 """Errors of the routes for scripts (/api/, /v1/, /mcp): always JSON ``{"error": "<one sentence that says
 what to do>"}`` with the right status, whatever raised them: the router (unknown route, wrong method),
-validation, a route's own ``HTTPException`` or a bug. Pages keep NiceGUI's own error pages."""
+validation, a route's own ``HTTPException`` or a bug. Under /v1/ the same sentence comes in OpenAI's shape,
+``{"error": {"message", "type", "param", "code"}}``, and a request that does not fit the schema is a 400
+as OpenAI answers it. Pages keep NiceGUI's own error pages."""
 from __future__ import annotations
 
 import logging
@@ -13,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..web_guard import is_api_path
+from ..web_guard import error_payload, is_api_path, is_openai_path, openai_error_payload
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +28,18 @@ _PREVIOUS = '_jarvis_previous'  # where a handler installed here keeps the one i
 
 def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({'error': message}, status_code=status, headers=headers)
+
+
+def error_at(path: str, status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """An error in the shape the clients of ``path`` read (OpenAI's under /v1/)."""
+    return JSONResponse(error_payload(path, status, message), status_code=status, headers=headers)
+
+
+def openai_error(status: int, message: str, *, type_: str | None = None, code: str | None = None,
+                 param: str | None = None) -> JSONResponse:
+    """An error of a /v1/ route, with OpenAI's type, code and param where one applies."""
+    return JSONResponse(openai_error_payload(status, message, type_=type_, code=code, param=param),
+                        status_code=status)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -67,7 +81,7 @@ async def _api_http_error(request: Request, problem: Exception) -> Response:
     phrase = _phrase(status)
     if status == 400 and problem.detail == _FASTAPI_UNREADABLE_BODY:
         message = ('The body could not be read as JSON (it is not UTF-8, or nested too deeply); send a JSON '
-                   'object such as {"message": "What time is it?"}.')
+                   f'object such as {_example(path)}.')
     elif problem.detail and problem.detail != phrase:  # the route's own words
         message = _sentence(str(problem.detail))
     elif status == 404:
@@ -76,7 +90,7 @@ async def _api_http_error(request: Request, problem: Exception) -> Response:
         message = f'The route {path} does not take {method}; send {allow or "another method"} instead.'
     else:
         message = f'{phrase} (HTTP {status}).'
-    return error(status, message, headers=problem.headers)
+    return error_at(path, status, message, headers=problem.headers)
 
 
 # pydantic's error types in the words of a person who reads the answer
@@ -95,11 +109,12 @@ async def _api_validation_error(request: Request, problem: Exception) -> Respons
     """Bad parameters or fields as one readable sentence."""
     assert isinstance(problem, RequestValidationError)
     items = problem.errors()
+    path = request.url.path
     if any(item.get('type') == 'json_invalid' for item in items):
-        return error(400, 'The body is not valid JSON; send a JSON object such as {"message": "What time is it?"}.')
+        return error_at(path, 400, f'The body is not valid JSON; send a JSON object such as {_example(path)}.')
     if any(tuple(item.get('loc', ())) == ('body',) and item.get('type') in ('model_attributes_type', 'dict_type')
            for item in items):
-        return error(400, 'The body must be a JSON object such as {"message": "What time is it?"}.')
+        return error_at(path, 400, f'The body must be a JSON object such as {_example(path)}.')
     where_words = {'query': 'parameter', 'path': 'path part', 'body': 'field', 'header': 'header', 'cookie': 'cookie'}
     parts = []
     for item in items:
@@ -114,13 +129,24 @@ async def _api_validation_error(request: Request, problem: Exception) -> Respons
         if not text[1:2].isupper():  # "Field required" reads "field required"; "JSON ..." stays
             text = text[:1].lower() + text[1:]
         parts.append(f'the {kind} {name} is not valid: {text}' if name else f'the request body is not valid: {text}')
-    return error(422, _sentence('; '.join(parts) or 'the request is not valid'))
+    message = _sentence('; '.join(parts) or 'the request is not valid')
+    if is_openai_path(path):  # OpenAI answers a request that breaks its schema with 400 and names the field
+        first = [str(part) for part in items[0].get('loc', ())[1:]] if items else []
+        return openai_error(400, message, param='.'.join(first) or None)
+    return error(422, message)
 
 
 async def _api_server_error(request: Request, problem: Exception) -> Response:
     # Starlette logs the traceback after this answer is sent
-    return error(500, 'Something went wrong on the server (the log says what); try again, and report it if it '
-                      'happens again.')
+    return error_at(request.url.path, 500, 'Something went wrong on the server (the log says what); try again, '
+                                           'and report it if it happens again.')
+
+
+def _example(path: str) -> str:
+    """A body the route at ``path`` takes, for the sentence that says what to send."""
+    if is_openai_path(path):
+        return '{"model": "jarvis", "messages": [{"role": "user", "content": "What time is it?"}]}'
+    return '{"message": "What time is it?"}'
 
 
 def _phrase(status: int) -> str:

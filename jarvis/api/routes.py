@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, WebSocket, WebSocketDisconnect
@@ -23,7 +24,7 @@ from ..assistant.conversations import ConversationNotFound
 from ..models.base import ModelError
 from ..plugins.manager import PluginError, PluginNotFound
 from ..services import Services, StartupError
-from .errors import error, install_error_handlers
+from .errors import error, error_at, install_error_handlers
 from .schemas import (
     RULE_ID_MAX,
     RULE_ID_PATTERN,
@@ -42,15 +43,21 @@ REPLAYED_TYPES = (events.SYSTEM_METRICS, events.MODEL_LOADED)
 OPENAPI_PATH = '/api/openapi.json'
 
 
-def register(app: FastAPI, services: Services) -> None:
+def register(app: FastAPI, services: Services, more: Sequence[Callable[[APIRouter], None]] = ()) -> None:
+    """The routes, and ``more`` routes that other modules add to the same router (the /v1/ routes), so that
+    they follow the same rules and appear in the same schema."""
     # every route waits until the services have started (they start in the background)
     router = APIRouter(dependencies=[Depends(services.wait_ready)])
     _add_routes(router, services)
+    for add_routes in more:
+        add_routes(router)
     app.include_router(router)
     install_error_handlers(app)
     app.add_exception_handler(StartupError, _start_failed)  # type: ignore[arg-type]
     schema = get_openapi(title='J.A.R.V.I.S. Desktop API', version=__version__, routes=router.routes,
-                         description='The hub and the domain for scripts. Every error is {"error": "..."}.')
+                         description='The hub and the domain for scripts, and the OpenAI-compatible API (/v1/). '
+                                     'Every error is {"error": "..."}; under /v1/ in OpenAI\'s shape, '
+                                     '{"error": {"message": "...", "type": "...", "param": ..., "code": ...}}.')
 
     @app.get(OPENAPI_PATH, include_in_schema=False)
     async def openapi() -> dict[str, Any]:
@@ -64,7 +71,7 @@ async def _start_failed(connection: Request | WebSocket, problem: StartupError) 
         await connection.send_text(json.dumps({'error': str(problem)}))
         await connection.close(code=1011, reason='J.A.R.V.I.S. could not start')
         return None
-    return error(503, str(problem))
+    return error_at(connection.url.path, 503, str(problem))
 
 
 def _add_routes(app: APIRouter, services: Services) -> None:

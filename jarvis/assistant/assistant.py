@@ -6,11 +6,12 @@ conversation live; the answer streams (coalesced) and is written to SQLite when 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from typing import Protocol
 
@@ -64,6 +65,7 @@ class Assistant:
         self._streaming: dict[str, ChatMessage] = {}  # message id -> the answer so far
         self._cancel: dict[str, threading.Event] = {}
         self._generation_lock = asyncio.Lock()
+        self._options: dict[str, GenerationOptions] = {}  # answer id -> the caller's options (the /v1 routes)
         # answer id -> the model it uses and an event set once it lets go of it
         self._using: dict[str, tuple[ChatModel, asyncio.Event]] = {}
         models.on_release(self.stop_answers_of)
@@ -165,11 +167,16 @@ class Assistant:
                                  f'{self.settings.max_message_chars:,}). Nothing was sent.')
         return mark_lone_surrogates(text)
 
-    async def send(self, text: object, conversation_id: str | None = None) -> ChatMessage:
+    async def send(self, text: object, conversation_id: str | None = None, *,
+                   options: GenerationOptions | None = None,
+                   on_answer: Callable[[str], None] | None = None) -> ChatMessage:
         """Answer a message through plugins or the model; returns the final answer.
 
         ``conversation_id`` names the conversation (ConversationNotFound when there is none, also
         when it is deleted while the answer is written); without it the active one is used.
+        ``options`` replace the model settings' length and temperature for this answer; ``on_answer``
+        is called with the answer's id before its first ``chat_message`` is published, so that a caller
+        can follow that one answer on the hub (the /v1 routes stream it).
         """
         text = self.validate(text)
         if conversation_id is not None:
@@ -188,6 +195,10 @@ class Assistant:
         answer = ChatMessage(role='assistant', text='', id=uuid.uuid4().hex, conversation_id=conversation.id,
                              status='streaming')
         self._streaming[answer.id] = answer
+        if options is not None:
+            self._options[answer.id] = options
+        if on_answer is not None:
+            on_answer(answer.id)
         self.hub.publish(answer)  # every window shows the typing indicator at once
         try:
             final = await self._answer(answer, text)
@@ -197,6 +208,7 @@ class Assistant:
         finally:
             self._streaming.pop(answer.id, None)
             self._cancel.pop(answer.id, None)
+            self._options.pop(answer.id, None)
         try:
             await self._store.save_message(final)
         except ConversationNotFound as gone:
@@ -248,12 +260,12 @@ class Assistant:
     async def _prompt(self, model: ChatModel, conversation_id: str, answer_id: str) -> list[ChatTurn]:
         messages = await self._store.messages(conversation_id)
         history = [m for m in messages if m.id != answer_id and m.status in ('done', 'stopped') and m.text]
-        options = self.models.generation_options
+        options = self._options.get(answer_id) or self.models.generation_options
         return await asyncio.to_thread(fit_to_context, model, SYSTEM_PROMPT, history, options.max_tokens)
 
     async def _stream(self, model: ChatModel, turns: list[ChatTurn], answer: ChatMessage,
                       cancel: threading.Event) -> ChatMessage:
-        options = self.models.generation_options
+        options = self._options.get(answer.id) or self.models.generation_options
         progress = _Progress()
 
         def generate() -> None:  # in a worker thread: the event loop stays free while the model computes
@@ -285,6 +297,13 @@ class Assistant:
             text += f'The model failed: {progress.error}'
         return replace(base, text=text.strip() if status == 'done' else text, status=status, tokens=tokens,
                        first_token_s=progress.first_token_s, tokens_per_s=progress.tokens_per_s)
+
+    @contextlib.asynccontextmanager
+    async def model_turn(self) -> AsyncIterator[None]:
+        """The model's turn: it generates one answer at a time, and whoever else has it generate (the /v1
+        routes that address a model directly) waits here for the chat's answers, as they wait for it."""
+        async with self._generation_lock:
+            yield
 
     def stop_generation(self, message_id: str | None = None) -> bool:
         """Stop one answer (or every answer) that is being generated; the partial text is kept."""

@@ -94,8 +94,13 @@ def _language(words: str, context: PluginContext) -> str:
 
 async def _notes(context: PluginContext) -> list[tuple[int, str]]:
     """All notes, oldest first: their position in this list is the number the user sees."""
-    rows = await context.db.run(context.db.query, 'SELECT id, text FROM notes ORDER BY created_at, id')
-    return [(row['id'], row['text']) for row in rows]
+    return [(note_id, text) for note_id, text, _ in await context.db.run(read_notes, context.db)]
+
+
+def read_notes(db: Database) -> list[tuple[int, str, float]]:
+    """Every note as (id, text, created_at), oldest first, as the plugin numbers them (in a worker thread)."""
+    rows = db.query('SELECT id, text, created_at FROM notes ORDER BY created_at, id')
+    return [(row['id'], row['text'], row['created_at']) for row in rows]
 
 
 def _insert(db: Database, text: str) -> int:

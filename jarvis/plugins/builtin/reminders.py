@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
+from ...storage import Database
 from ..base import Plugin, PluginContext
 from ..language import language_by_vocabulary
 from .time_date import MONTHS
@@ -207,6 +208,13 @@ def format_due(due: datetime, now: datetime, language: str, with_seconds: bool) 
     return clock if due.date() == now.date() else f'{due.day} {MONTHS["en"][due.month - 1]} {due.year} at {clock}'
 
 
+def read_pending(db: Database) -> list[tuple[int, Reminder, float]]:
+    """The reminders not shown yet as (id, reminder, due_at), soonest first, as the plugin numbers them
+    (in a worker thread)."""
+    rows = db.query('SELECT id, text, due_at FROM reminders WHERE fired = 0 ORDER BY due_at, id')
+    return [(row['id'], Reminder.decode(row['text']), row['due_at']) for row in rows]
+
+
 class RemindersPlugin(Plugin):
     name = 'Reminders'
     description = 'Timers and reminders that notify every open window when due, also after a restart.'
@@ -299,9 +307,7 @@ class RemindersPlugin(Plugin):
         return int(cursor.lastrowid or 0)
 
     async def _pending(self, context: PluginContext) -> list[tuple[int, Reminder, float]]:
-        rows = await context.db.run(context.db.query,
-                                    'SELECT id, text, due_at FROM reminders WHERE fired = 0 ORDER BY due_at, id')
-        return [(row['id'], Reminder.decode(row['text']), row['due_at']) for row in rows]
+        return await context.db.run(read_pending, context.db)
 
     async def _list(self, context: PluginContext, language: str) -> str:
         pending = await self._pending(context)
