@@ -16,7 +16,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from .helpers.server import AppServer
 
-TOOLS = {'system_metrics', 'list_notes', 'list_reminders', 'ask_jarvis'}
+TOOLS = {'system_metrics', 'alerts_overview', 'list_notes', 'list_reminders', 'ask_jarvis'}
 TOKEN = 'mcp secret'
 
 
@@ -46,10 +46,19 @@ async def test_a_client_session_lists_the_tools_and_reads_the_metrics(app: AppSe
         ask = tools['ask_jarvis'].input_schema
         assert ask['required'] == ['message'] and ask['properties']['message']['type'] == 'string'
         assert 'plugins' in ask['properties']['message']['description']
-        assert all(tools[name].annotations.read_only_hint for name in ('system_metrics', 'list_notes', 'list_reminders'))
+        assert all(tools[name].annotations.read_only_hint
+                   for name in ('system_metrics', 'alerts_overview', 'list_notes', 'list_reminders'))
         assert tools['ask_jarvis'].annotations.read_only_hint is False
 
         result = await session.call_tool('system_metrics', {})
+        alerts = await session.call_tool('alerts_overview', {'log_limit': 5})
+        too_many = await session.call_tool('alerts_overview', {'log_limit': 5000})
+    assert not alerts.is_error and too_many.is_error
+    overview = alerts.structured_content
+    assert isinstance(overview, dict) and overview['log'] == [] and isinstance(overview['firing'], list)
+    rules = {rule['id']: rule for rule in overview['rules']}
+    assert (rules['cpu-high']['metric'], rules['cpu-high']['threshold'], rules['cpu-high']['duration_s']) == \
+        ('cpu', 90, 120), 'the default rules, as the Alerts view shows them'
     assert not result.is_error
     metrics = result.structured_content
     assert isinstance(metrics, dict)

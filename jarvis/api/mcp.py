@@ -35,14 +35,16 @@ log = logging.getLogger(__name__)
 MCP_PATH = '/mcp'
 INSTRUCTIONS = (
     'J.A.R.V.I.S. is a desktop assistant that runs on the user\'s computer: it monitors the machine (CPU, memory, '
-    'disk, network, GPUs), keeps the user\'s notes and reminders, and answers through plugins and a local language '
-    'model. Read the machine with system_metrics; read notes and reminders with list_notes and list_reminders; '
+    'disk, network, GPUs), alerts when a metric stays too high, keeps the user\'s notes and reminders, and answers '
+    'through plugins and a local language model. Read the machine with system_metrics and its alerts with '
+    'alerts_overview; read notes and reminders with list_notes and list_reminders; '
     'ask_jarvis sends a message to the assistant itself, as if the user typed it in its chat.')
 # the SDK reads the tools' annotations by name, in this module: the types they use live here
 AskMessage = Annotated[str, Field(min_length=1, description=(
     'What to ask or tell J.A.R.V.I.S., in English or German (at most 32,000 characters): a question ("what is '
     '2+2", "how busy is the CPU?"), a command of its plugins ("note: buy milk", "remind me in 10 minutes to '
     'stretch") or anything for its language model.'))]
+AlertLogLimit = Annotated[int, Field(ge=1, le=1000, description='How many of the latest logged alerts to return.')]
 READ_ONLY = ToolAnnotations(readOnlyHint=True, destructiveHint=False, idempotentHint=True, openWorldHint=False)
 
 
@@ -50,7 +52,7 @@ def build_server(services: Services) -> MCPServer:
     """The MCP server with J.A.R.V.I.S.' tools; each reads through a domain part's interface."""
     server = MCPServer('J.A.R.V.I.S.', title='J.A.R.V.I.S. Desktop', version=__version__,
                        instructions=INSTRUCTIONS, log_level='WARNING')
-    sampler, records, assistant = services.sampler, services.records, services.assistant
+    sampler, records, assistant, alerts = services.sampler, services.records, services.assistant, services.alerts
 
     @server.tool(title='Live system metrics', annotations=READ_ONLY)
     async def system_metrics() -> dict[str, Any]:
@@ -76,6 +78,15 @@ def build_server(services: Services) -> MCPServer:
         number, text (what to remind of, or "Timer (...)"), due_at (Unix time; in the past for one that
         waits for the app's window to show it), language ("en" or "de")."""
         return {'reminders': [reminder.to_dict() for reminder in await records.pending_reminders()]}
+
+    @server.tool(title='Alerts', annotations=READ_ONLY)
+    async def alerts_overview(log_limit: AlertLogLimit = 20) -> dict[str, Any]:
+        """The machine's alerts: firing (the alerts firing now, with their start, value and peak), rules (each
+        rule's metric, threshold, how long it must hold, cooldown, severity and whether it is on) and log (the
+        last log_limit alerts, newest first, with start, end, peak and why each ended). Times are Unix time."""
+        return {'firing': [alert.to_dict() for alert in await alerts.active()],
+                'rules': [rule.to_dict() for rule in await alerts.rules()],
+                'log': [entry.to_dict() for entry in await alerts.log(log_limit)]}
 
     @server.tool(title='Ask J.A.R.V.I.S.',
                  annotations=ToolAnnotations(readOnlyHint=False, destructiveHint=False, idempotentHint=False,
