@@ -78,3 +78,23 @@ def memory_need(need: MemoryNeed | None) -> str:
 def free_memory(ram_free: int | None, vram_free: int | None) -> str:
     vram = f', {bytes_(vram_free)} VRAM' if vram_free is not None else ' (no GPU)'
     return f'Free now: {bytes_(ram_free)} RAM{vram}'
+
+
+def relative_time(timestamp: float, now: float | None = None) -> str:
+    """How long ago, in a list of conversations: "just now", "5 min ago", "3 h ago", else the date."""
+    seconds = (time.time() if now is None else now) - timestamp
+    if seconds < 60:
+        return 'just now'
+    if seconds < 3600:
+        return f'{int(seconds // 60)} min ago'
+    if seconds < 86400:
+        return f'{int(seconds // 3600)} h ago'
+    return time.strftime('%Y-%m-%d', time.localtime(timestamp))
+
+
+def message_stamp(timestamp: float, now: float | None = None) -> str:
+    """A message's time: the time of day today, with the date on other days."""
+    local = time.localtime(timestamp)
+    same_day = time.localtime(time.time() if now is None else now)[:3] == local[:3]
+    return time.strftime('%H:%M' if same_day else '%Y-%m-%d %H:%M', local)
+
