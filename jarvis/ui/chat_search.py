@@ -35,7 +35,7 @@ class SearchDialog:
             self.input.on('keydown.enter', self._open_first)
             self.status = mark(ui.label('Type a word from a title or a message.').classes('text-sm opacity-70'),
                                'search-status')
-            with ui.scroll_area().classes('w-full max-h-[60vh] h-auto'):
+            with ui.element('div').classes('w-full max-h-[60vh] overflow-y-auto'):
                 self.results = mark(ui.list().classes('w-full').props('separator'), 'search-results')
 
     def open(self) -> None:
@@ -69,7 +69,8 @@ class SearchDialog:
                 with ui.row().classes('w-full items-center gap-2 no-wrap text-xs opacity-70'):
                     ui.icon('forum' if hit.message_id is None else
                             'person' if hit.role == 'user' else 'smart_toy', size='xs')
-                    ui.label(hit.title).classes('truncate font-medium')
+                    ui.label('Title of a conversation' if hit.message_id is None else hit.title) \
+                        .classes('truncate font-medium')
                     ui.space()
                     ui.label(fmt.relative_time(hit.created_at)).classes('shrink-0')
                 with ui.element('div').classes('text-sm jarvis-snippet'):
