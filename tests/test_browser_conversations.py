@@ -233,10 +233,12 @@ def test_a_390_px_window_creates_and_switches_conversations(app: AppServer, brow
     assert panel['right'] <= 0, 'the conversation list waits in its drawer'
     drawer = rect_of(browser, '.q-drawer--left')
     assert drawer is None or drawer['right'] <= 0, 'the navigation drawer does not cover a fresh narrow window'
-    for testid in ('chat-input', 'send-button', 'open-conversations', 'conversation-menu', 'search-button',
-                   'new-conversation-header'):
-        element = rect_of(browser, f'[data-testid="{testid}"]')
-        assert 0 <= element['left'] and element['right'] <= 390 and element['bottom'] <= 844, testid
+    for selector in ('[data-testid="chat-input"]', '[data-testid="send-button"]',
+                     '[data-testid="open-conversations"]', '[data-testid="conversation-menu"]',
+                     '[data-testid="search-button"]', '[data-testid="new-conversation-header"]',
+                     '.q-header .q-btn:first-of-type', '.q-header .q-btn:last-of-type'):  # navigation, theme
+        element = rect_of(browser, selector)
+        assert 0 <= element['left'] and element['right'] <= 390 and element['bottom'] <= 844, selector
 
     by_id(browser, 'open-conversations').click()
     wait_for(lambda: rect_of(browser, '[data-testid="conversation-panel"]')['left'] >= 0, message='no drawer')
@@ -363,7 +365,7 @@ def test_toasts_leave_the_input_and_its_buttons_free(app: AppServer, browser: An
     time.sleep(0.3)  # the value reaches the server
     box.send_keys(Keys.ENTER)
     toast = wait_for(lambda: browser.find_element(By.CSS_SELECTOR, '.q-notification'), message='no toast')
-    assert 'too long' in toast.text
+    assert 'too long' in toast.get_attribute('textContent')
     time.sleep(0.5)  # its entry animation
     toast_rect = rect_of(browser, '.q-notification')
     for testid in ('chat-input', 'send-button', 'conversation-menu'):
