@@ -91,6 +91,11 @@ def displayed(driver: Any, testid: str) -> Any:
     return element
 
 
+def alternatives_shown(driver: Any) -> list[str]:
+    """The "n/m" of the messages that have alternatives, in order."""
+    return [e.text for e in driver.find_elements(By.CSS_SELECTOR, '[data-testid="alternatives"]') if e.is_displayed()]
+
+
 def texts(driver: Any, role: str) -> list[str]:
     return [e.text for e in driver.find_elements(By.CSS_SELECTOR,
                                                  f'[data-testid="bubble-{role}"] .jarvis-bubble-text')]
@@ -223,6 +228,24 @@ def test_two_windows_show_different_conversations(app: AppServer, browser: Any, 
     send(first_box, 'gamma')
     wait_for(lambda: texts(second, 'user') == ['alpha', 'gamma'], message='not live in the other window')
 
+    # the window keeps its choice while it visits another view and comes back
+    navigate(second, 'Models')
+    wait_for(lambda: not second.find_elements(By.CSS_SELECTOR, '[data-testid="conversation-title"]'))
+    ask(app, 'a script writes into the first topic', listed_id(app, 'the first topic'))
+    navigate(second, 'Chat')
+    wait_for(lambda: title(second) == 'alpha' and texts(second, 'user') == ['alpha', 'gamma'],
+             message='the window lost the conversation it chose')
+
+
+def navigate(driver: Any, view: str) -> None:
+    """Go to another view through the navigation drawer (the window and its connection stay)."""
+    driver.find_element(By.XPATH, f"//aside//div[contains(@class, 'q-item')][.//div[text()='{view}']]").click()
+
+
+def listed_id(app: AppServer, conversation_title: str) -> str:
+    conversations = httpx.get(app.url + '/api/chat/conversations').json()
+    return next(c['id'] for c in conversations if c['title'] == conversation_title)
+
 
 def test_a_390_px_window_creates_and_switches_conversations(app: AppServer, browser: Any) -> None:
     ask(app, 'an older topic')
@@ -312,16 +335,15 @@ def test_regenerate_gives_2_of_2_and_both_answers_survive_a_restart(
         ollama.chat_reply = 'Green.'
         by_id(browser, 'regenerate-message').click()
         wait_for(lambda: texts(browser, 'assistant') == ['Green.'], message='no second answer')
-        wait_for(lambda: [e.text for e in browser.find_elements(By.CSS_SELECTOR, '[data-testid="alternatives"]')
-                          if e.is_displayed()] == ['2/2'])
+        wait_for(lambda: alternatives_shown(browser) == ['2/2'])
     finally:
         app.stop()
 
     app = AppServer(tmp_path / 'data', env={'OLLAMA_HOST': ollama.url}).start()  # the same data, a new process
     try:
         open_chat(browser, app)
-        shown = lambda: [e.text for e in browser.find_elements(By.CSS_SELECTOR, '[data-testid="alternatives"]')  # noqa: E731
-                         if e.is_displayed()]
+        def shown() -> list[str]:
+            return alternatives_shown(browser)
         wait_for(lambda: texts(browser, 'assistant') == ['Green.'] and shown() == ['2/2'],
                  message='the second answer is not shown after the restart')
         displayed(browser, 'previous-alternative').click()
@@ -348,8 +370,7 @@ def test_keys_edit_the_last_message_stop_the_answer_and_start_a_conversation(
     wait_for(lambda: not by_id(browser, 'stop-button').is_displayed(), message='Esc did not stop the answer')
     history = httpx.get(app.url + '/api/chat/history', params={'limit': 1}).json()
     assert history[0]['status'] == 'stopped' and history[0]['alternatives'] == 1
-    assert [e.text for e in browser.find_elements(By.CSS_SELECTOR, '[data-testid="alternatives"]')
-            if e.is_displayed()] == ['2/2'], 'the edit is the second version of the message'
+    assert alternatives_shown(browser) == ['2/2'], 'the edit is the second version of the message'
 
     press(browser, Keys.CONTROL, Keys.SHIFT, 'o')
     wait_for(lambda: title(browser) == 'New conversation' and texts(browser, 'user') == [])

@@ -298,15 +298,20 @@ async def test_escape_stops_the_answer_and_shortcuts_open_search_and_a_new_conve
     await user.open('/chat')
     await send(user, 'a long answer, please')
     await eventually(lambda: texts(user, 'assistant') and texts(user, 'assistant')[0])
-    shortcuts = user.find(kind=ChatShortcuts)
-    shortcuts.trigger('shortcut', 'escape')
+
+    def shortcut(name: str) -> None:
+        shortcuts = user.find(kind=ChatShortcuts)
+        assert len(shortcuts.elements) == 1, 'one Chat view, one set of keys'
+        shortcuts.trigger('shortcut', name)
+
+    shortcut('escape')
     await eventually(lambda: not element(user, 'stop-button').visible)
     assert (await jarvis.services.assistant.history())[-1].status == 'stopped'
 
-    shortcuts.trigger('shortcut', 'search')  # Ctrl+K
+    shortcut('search')  # Ctrl+K
     await user.should_see(marker='search-input')
     next(e for e in user.client.elements.values() if isinstance(e, ui.dialog)).close()
-    shortcuts.trigger('shortcut', 'new')  # Ctrl+Shift+O
+    shortcut('new')  # Ctrl+Shift+O
     await eventually(lambda: title(user) == 'New conversation' and bubbles(user) == [])
     assert len(await jarvis.services.assistant.conversations()) == 2
 
@@ -374,3 +379,23 @@ async def test_a_window_whose_conversation_is_deleted_while_it_streams_carries_o
     assert not element(alice, 'stop-button').visible
     await send(alice, 'still works')
     await eventually(lambda: texts(alice, 'user') == ['still works'])
+
+
+async def test_a_message_sent_while_the_window_opens_goes_into_the_conversation_it_opens(
+        jarvis: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a busy machine the first message can beat the window's first read of the database."""
+    model = ScriptedModel(['ok'])
+    await jarvis.services.models.activate(model, model.info)
+    assistant = jarvis.services.assistant
+    [opened] = await assistant.conversations()
+    slow = assistant.latest_conversation
+
+    async def slow_latest():  # type: ignore[no-untyped-def]
+        await asyncio.sleep(0.5)
+        return await slow()
+    monkeypatch.setattr(assistant, 'latest_conversation', slow_latest)
+    user = jarvis.new_user()
+    await user.open('/chat')
+    await send(user, 'typed at once')
+    await eventually(lambda: texts(user, 'user') == ['typed at once'] and texts(user, 'assistant') == ['ok'])
+    assert [c.id for c in await assistant.conversations()] == [opened.id], 'no second conversation'

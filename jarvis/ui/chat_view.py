@@ -8,6 +8,7 @@ Below 768 px the conversation list is a drawer of its own (the "Conversations" b
 """
 from __future__ import annotations
 
+import asyncio
 import itertools
 from dataclasses import replace
 
@@ -72,7 +73,7 @@ class ChatView:
         live.on(events.CHAT_MESSAGE, self._on_message, owner=self.root)
         live.on(events.CONVERSATIONS_CHANGED, self._on_conversations_changed, owner=self.root)
         live.on(events.MODEL_STATUS, lambda _: self.no_model.set_text(self.assistant.no_model_text), owner=self.root)
-        background_tasks.create(self._open_first(), name='chat: open conversation')
+        self._opening = background_tasks.create(self._open_first(), name='chat: open conversation')
 
     @property
     def conversation_id(self) -> str | None:
@@ -158,7 +159,7 @@ class ChatView:
             if conversation.pinned:
                 with ui.item_section().props('side'):
                     ui.icon('push_pin', size='xs')
-        mark(item, 'conversation-item', f'conversation:{conversation.id}', *(['conversation-active'] if active else []))
+        mark(item, 'conversation-item', f'conversation:{conversation.id}', *(['conversation-active'] * active))
         item.props(f'data-conversation-id="{conversation.id}"')  # a hex uuid: nothing to escape
 
     # --- showing a conversation -------------------------------------------------------------
@@ -314,7 +315,9 @@ class ChatView:
             if editing is not None:
                 await self.assistant.edit(editing.id, text)
                 return
-            conversation_id = self.conversation_id
+            if not self._opening.done():  # sent before the window has opened its conversation: into that one
+                await asyncio.shield(self._opening)
+            conversation_id = self._target  # the conversation shown, or being opened to be shown
             if conversation_id is None:  # none yet: this message starts one
                 conversation = await self.assistant.new_conversation()
                 await self._show(conversation.id)
@@ -356,15 +359,14 @@ class ChatView:
     async def open_hit(self, hit: SearchHit) -> None:
         """Open a search hit's conversation at its message (on the message's branch)."""
         try:
-            if hit.message_id is not None and hit.message_id not in self._branch_of(hit.conversation_id):
-                self._reveal = hit.message_id  # for the reload that the branch change brings
-                await self.assistant.show_alternative(hit.message_id)
+            if hit.message_id is not None:
+                shown = [m.message.id for m in (await self.assistant.thread(hit.conversation_id)).messages]
+                if hit.message_id not in shown:  # an alternative that is not shown: show its branch
+                    self._reveal = hit.message_id  # for the reload that the branch change brings
+                    await self.assistant.show_alternative(hit.message_id)
             await self._show(hit.conversation_id, reveal=hit.message_id)
         except (ConversationNotFound, MessageNotFound) as error:
             notifications.notify(self.root.client, str(error), type='warning')
-
-    def _branch_of(self, conversation_id: str) -> list[str]:
-        return self.order if conversation_id == self.conversation_id else []
 
     # bubble actions (chat_bubble.BubbleActions)
 
