@@ -247,11 +247,13 @@ def listed_id(app: AppServer, conversation_title: str) -> str:
     return next(c['id'] for c in conversations if c['title'] == conversation_title)
 
 
-def test_a_390_px_window_creates_and_switches_conversations(app: AppServer, browser: Any) -> None:
+@pytest.mark.parametrize('width', [390, 360])
+def test_a_390_px_window_creates_and_switches_conversations(app: AppServer, browser: Any, width: int) -> None:
+    """Also at 360 px, the narrowest the chat is made for."""
     ask(app, 'an older topic')
-    box = open_chat(browser, app, width=390)
+    box = open_chat(browser, app, width=width)
     wait_for(lambda: title(browser) == 'an older topic')
-    assert browser.execute_script('return document.documentElement.scrollWidth') <= 390, 'nothing sticks out'
+    assert browser.execute_script('return document.documentElement.scrollWidth') <= width, 'nothing sticks out'
     panel = rect_of(browser, '[data-testid="conversation-panel"]')
     assert panel['right'] <= 0, 'the conversation list waits in its drawer'
     drawer = rect_of(browser, '.q-drawer--left')
@@ -261,7 +263,7 @@ def test_a_390_px_window_creates_and_switches_conversations(app: AppServer, brow
                      '[data-testid="search-button"]', '[data-testid="new-conversation-header"]',
                      '.q-header .q-btn:first-of-type', '.q-header .q-btn:last-of-type'):  # navigation, theme
         element = rect_of(browser, selector)
-        assert 0 <= element['left'] and element['right'] <= 390 and element['bottom'] <= 844, selector
+        assert 0 <= element['left'] and element['right'] <= width and element['bottom'] <= 844, selector
 
     by_id(browser, 'open-conversations').click()
     wait_for(lambda: rect_of(browser, '[data-testid="conversation-panel"]')['left'] >= 0, message='no drawer')

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 from nicegui import ui
 from nicegui.testing.user import User
 
+from jarvis.ui import format as fmt
 from jarvis.ui import notifications
 from jarvis.ui.chat_elements import ChatShortcuts
 
@@ -399,3 +401,11 @@ async def test_a_message_sent_while_the_window_opens_goes_into_the_conversation_
     await send(user, 'typed at once')
     await eventually(lambda: texts(user, 'user') == ['typed at once'] and texts(user, 'assistant') == ['ok'])
     assert [c.id for c in await assistant.conversations()] == [opened.id], 'no second conversation'
+
+
+def test_times_in_the_list_and_on_the_bubbles() -> None:
+    now = time.mktime((2026, 11, 27, 15, 0, 0, 0, 0, -1))
+    assert [fmt.relative_time(now - ago, now) for ago in (5, 300, 7200)] == ['just now', '5 min ago', '2 h ago']
+    assert fmt.relative_time(now - 3 * 86400, now) == '2026-11-24'
+    assert fmt.message_stamp(now - 3600, now) == '14:00', 'today: the time of day'
+    assert fmt.message_stamp(now - 86400, now) == '2026-11-26 15:00', 'another day: with the date'
