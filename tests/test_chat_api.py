@@ -130,3 +130,20 @@ async def test_deleting_through_the_api_while_the_answer_streams(jarvis: Harness
     assert deleted.status_code == 200
     assert response.status_code == 404 and 'deleted while J.A.R.V.I.S. was answering' in response.json()['error']
     assert model.generated < 400
+
+
+async def test_a_page_of_another_origin_cannot_rename_delete_or_search(jarvis: Harness) -> None:
+    conversation = await jarvis.services.assistant.new_conversation()
+    path = f'/api/chat/conversations/{conversation.id}'
+    foreign = {'Origin': 'http://evil.example'}
+    async with jarvis.http() as http:
+        for response in (await http.patch(path, json={'title': 'pwned'}, headers=foreign),
+                         await http.delete(path, headers=foreign),
+                         await http.get(path, headers=foreign),
+                         await http.get('/api/chat/search', params={'q': 'x'}, headers=foreign)):
+            assert response.status_code == 403 and set(response.json()) == {'error'}
+        long = 'w' * 32_000
+        for response in (await http.patch(path, json={'title': long}),
+                         await http.get('/api/chat/search', params={'q': long})):
+            assert response.status_code in (414, 422, 431) and set(response.json()) == {'error'}, response.text
+    assert (await jarvis.services.assistant.conversation(conversation.id)).title == 'New conversation'

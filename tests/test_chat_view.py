@@ -118,6 +118,29 @@ async def test_answer_notifies_a_window_that_is_not_on_the_chat(jarvis: Harness,
     assert {client for client, m in shown if 'answered' in m} == {elsewhere.client.id}
 
 
+async def chat_window(jarvis: Harness, *pieces: str, delay: float = 0.01) -> tuple[ScriptedModel, User]:
+    """A window on the chat, and the scripted model that answers in it."""
+    model = ScriptedModel(list(pieces), delay=delay)
+    await jarvis.services.models.activate(model, model.info)
+    user = jarvis.new_user()
+    await user.open('/chat')
+    return model, user
+
+
+async def two_windows(jarvis: Harness, *pieces: str, delay: float = 0.01) -> tuple[ScriptedModel, User, User]:
+    """Two windows on the chat (alice and bob), and the scripted model that answers in both."""
+    model, alice = await chat_window(jarvis, *pieces, delay=delay)
+    bob = jarvis.new_user()
+    await bob.open('/chat')
+    return model, alice, bob
+
+
+async def search_for(user: User, words: str, hits: int) -> None:
+    user.find(marker='open-search').click()
+    user.find(marker='search-input').type(words)
+    await eventually(lambda: len(element_list(user, 'search-hit')) == hits)
+
+
 def title(user: User) -> str:
     return element(user, 'conversation-title').text
 
@@ -129,11 +152,7 @@ def listed(user: User) -> list[str]:
 
 
 async def test_each_window_shows_the_conversation_it_chose(jarvis: Harness) -> None:
-    model = ScriptedModel(['ok'])
-    await jarvis.services.models.activate(model, model.info)
-    alice, bob = jarvis.new_user(), jarvis.new_user()
-    await alice.open('/chat')
-    await bob.open('/chat')
+    model, alice, bob = await two_windows(jarvis, 'ok')
     await send(alice, 'first topic')
     await eventually(lambda: texts(bob, 'assistant') == ['ok'])  # both opened the one used last
     alice.find(marker='new-conversation').click()
@@ -163,11 +182,7 @@ def element_list(user: User, marker: str) -> list:
 
 
 async def test_rename_pin_and_delete_reach_every_window(jarvis: Harness) -> None:
-    model = ScriptedModel(['ok'])
-    await jarvis.services.models.activate(model, model.info)
-    alice, bob = jarvis.new_user(), jarvis.new_user()
-    await alice.open('/chat')
-    await bob.open('/chat')
+    model, alice, bob = await two_windows(jarvis, 'ok')
     await send(alice, 'first topic')
     await eventually(lambda: texts(bob, 'assistant') == ['ok'])
     alice.find(marker='new-conversation').click()
@@ -207,10 +222,7 @@ async def test_new_conversation_opens_an_empty_one_only_once(jarvis: Harness) ->
 
 
 async def test_export_downloads_markdown_and_json(jarvis: Harness) -> None:
-    model = ScriptedModel(['**bold** answer'])
-    await jarvis.services.models.activate(model, model.info)
-    user = jarvis.new_user()
-    await user.open('/chat')
+    model, user = await chat_window(jarvis, '**bold** answer')
     await send(user, 'export me')
     await eventually(lambda: texts(user, 'assistant') == ['**bold** answer'])
     user.find(marker='export-json').click()
@@ -223,10 +235,7 @@ async def test_export_downloads_markdown_and_json(jarvis: Harness) -> None:
 
 
 async def test_markdown_bubble_escapes_html(jarvis: Harness) -> None:
-    model = ScriptedModel(['<img src=x onerror=alert(1)> and **bold**'])
-    await jarvis.services.models.activate(model, model.info)
-    user = jarvis.new_user()
-    await user.open('/chat')
+    model, user = await chat_window(jarvis, '<img src=x onerror=alert(1)> and **bold**')
     await send(user, '<script>alert(1)</script>')
     await eventually(lambda: texts(user, 'assistant') == ['<img src=x onerror=alert(1)> and **bold**'])
     rendered = [next(c for c in b.descendants() if 'bubble-text' in c._markers).props['innerHTML']  # pylint: disable=protected-access
@@ -242,11 +251,7 @@ def alternatives(user: User) -> list[str]:
 
 
 async def test_regenerate_and_step_through_alternatives_in_every_window(jarvis: Harness) -> None:
-    model = ScriptedModel(['first answer'])
-    await jarvis.services.models.activate(model, model.info)
-    alice, bob = jarvis.new_user(), jarvis.new_user()
-    await alice.open('/chat')
-    await bob.open('/chat')
+    model, alice, bob = await two_windows(jarvis, 'first answer')
     await send(alice, 'question')
     await eventually(lambda: texts(bob, 'assistant') == ['first answer'])
     model.pieces = ['second answer']
@@ -261,10 +266,7 @@ async def test_regenerate_and_step_through_alternatives_in_every_window(jarvis: 
 
 
 async def test_edit_a_sent_message_and_go_back_to_the_earlier_version(jarvis: Harness) -> None:
-    model = ScriptedModel(['ok'])
-    await jarvis.services.models.activate(model, model.info)
-    user = jarvis.new_user()
-    await user.open('/chat')
+    model, user = await chat_window(jarvis, 'ok')
     await send(user, 'first')
     await eventually(lambda: texts(user, 'assistant') == ['ok'])
     await send(user, 'secnd')
@@ -294,10 +296,7 @@ async def test_edit_a_sent_message_and_go_back_to_the_earlier_version(jarvis: Ha
 
 
 async def test_escape_stops_the_answer_and_shortcuts_open_search_and_a_new_conversation(jarvis: Harness) -> None:
-    model = ScriptedModel([f'w{i} ' for i in range(300)], delay=0.03)
-    await jarvis.services.models.activate(model, model.info)
-    user = jarvis.new_user()
-    await user.open('/chat')
+    model, user = await chat_window(jarvis, *[f'w{i} ' for i in range(300)], delay=0.03)
     await send(user, 'a long answer, please')
     await eventually(lambda: texts(user, 'assistant') and texts(user, 'assistant')[0])
 
@@ -319,10 +318,7 @@ async def test_escape_stops_the_answer_and_shortcuts_open_search_and_a_new_conve
 
 
 async def test_search_finds_a_word_from_another_conversation_and_opens_it_there(jarvis: Harness) -> None:
-    model = ScriptedModel(['The okapi lives in the Congo.'])
-    await jarvis.services.models.activate(model, model.info)
-    user = jarvis.new_user()
-    await user.open('/chat')
+    model, user = await chat_window(jarvis, 'The okapi lives in the Congo.')
     await send(user, 'Tell me about an odd animal')
     await eventually(lambda: texts(user, 'assistant') == ['The okapi lives in the Congo.'])
     model.pieces = ['Sure.']
@@ -331,9 +327,7 @@ async def test_search_finds_a_word_from_another_conversation_and_opens_it_there(
     await send(user, 'something else')
     await eventually(lambda: texts(user, 'assistant') == ['Sure.'])
 
-    user.find(marker='open-search').click()
-    user.find(marker='search-input').type('okap')
-    await eventually(lambda: len(element_list(user, 'search-hit')) == 1)
+    await search_for(user, 'okap', hits=1)
     hit = element_list(user, 'search-hit')[0]
     marked = [c.text for c in hit.descendants() if 'jarvis-hit' in c.classes]
     assert marked == ['okapi']
@@ -343,18 +337,13 @@ async def test_search_finds_a_word_from_another_conversation_and_opens_it_there(
 
 
 async def test_search_hit_on_a_hidden_alternative_shows_its_branch(jarvis: Harness) -> None:
-    model = ScriptedModel(['aardvark'])
-    await jarvis.services.models.activate(model, model.info)
-    user = jarvis.new_user()
-    await user.open('/chat')
+    model, user = await chat_window(jarvis, 'aardvark')
     await send(user, 'an animal with a')
     await eventually(lambda: texts(user, 'assistant') == ['aardvark'])
     model.pieces = ['antelope']
     user.find(marker='regenerate-message').click()
     await eventually(lambda: texts(user, 'assistant') == ['antelope'])
-    user.find(marker='open-search').click()
-    user.find(marker='search-input').type('aardvark')
-    await eventually(lambda: len(element_list(user, 'search-hit')) == 1)
+    await search_for(user, 'aardvark', hits=1)
     user.find(marker='search-hit').click()
     await eventually(lambda: texts(user, 'assistant') == ['aardvark'] and alternatives(user) == ['1/2'])
 
@@ -363,11 +352,7 @@ async def test_a_window_whose_conversation_is_deleted_while_it_streams_carries_o
         jarvis: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
     shown: list[tuple[str, str]] = []
     monkeypatch.setattr(notifications, 'notify', lambda client, message, **_: shown.append((client.id, message)))
-    model = ScriptedModel([f'w{i} ' for i in range(300)], delay=0.02)
-    await jarvis.services.models.activate(model, model.info)
-    alice, bob = jarvis.new_user(), jarvis.new_user()
-    await alice.open('/chat')
-    await bob.open('/chat')
+    model, alice, bob = await two_windows(jarvis, *[f'w{i} ' for i in range(300)], delay=0.02)
     await send(alice, 'an endless story')
     await eventually(lambda: texts(bob, 'assistant') and texts(bob, 'assistant')[0])
     bob.find(marker='delete-conversation').click()
