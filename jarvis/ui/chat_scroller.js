@@ -35,7 +35,7 @@ export default {
   },
   unmounted() {
     this.observer.disconnect();
-    clearTimeout(this.revealTimer);
+    this.stopRevealing();
   },
   methods: {
     distanceToEnd() {
@@ -56,7 +56,7 @@ export default {
     },
     // Follow the newest message again (after a send, on "Jump to latest", when a conversation opens).
     follow() {
-      clearTimeout(this.revealTimer);
+      this.stopRevealing();
       this.following = true;
       this.toEnd();
     },
@@ -64,7 +64,7 @@ export default {
     // yet when the server asks, so try for a while.
     reveal(messageId, attempts = 40) {
       this.following = false;
-      clearTimeout(this.revealTimer);
+      this.stopRevealing();
       const target = Array.from(this.$refs.box.querySelectorAll("[data-message-id]")).find(
         (element) => element.dataset.messageId === messageId,
       );
@@ -75,7 +75,13 @@ export default {
       target.scrollIntoView({ block: "center" });
       this.following = this.distanceToEnd() <= NEAR_END_PX;
       target.classList.add("jarvis-found");
-      this.revealTimer = setTimeout(() => target.classList.remove("jarvis-found"), 1500);
+      this.marked = target;
+      this.revealTimer = setTimeout(() => this.stopRevealing(), 2000);
+    },
+    stopRevealing() {
+      clearTimeout(this.revealTimer);
+      this.marked?.classList.remove("jarvis-found");
+      this.marked = null;
     },
   },
 };
