@@ -102,6 +102,9 @@ class ChatMessage(Payload):
     first_token_s: float | None = None
     tokens_per_s: float | None = None
     tokens: int | None = None
+    # the message this one follows ('' for a conversation's first): an edit or a regeneration is a
+    # message with the same parent as the one it is an alternative to
+    parent_id: str = ''
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +155,8 @@ class Notification(Payload):
 
 @dataclass(frozen=True, slots=True)
 class ConversationsChanged(Payload):
-    """The list of conversations changed (new, renamed, deleted)."""
+    """A conversation changed. ``action``: ``created``, ``renamed``, ``pinned``, ``deleted``, ``updated`` (a new
+    message), or ``branch`` (it now shows another alternative of a message: windows showing it reload it)."""
 
     event_type: ClassVar[str] = CONVERSATIONS_CHANGED
     conversation_id: str = ''

@@ -39,7 +39,7 @@ async def test_openapi_schema_describes_every_route_with_its_request_body(jarvis
 async def test_chat_with_an_unknown_conversation_is_404_and_changes_nothing(jarvis: Harness) -> None:
     assistant = jarvis.services.assistant
     before = [c.id for c in await assistant.conversations()]
-    active = assistant.active_conversation_id
+    latest = await assistant.latest_conversation()
     async with jarvis.http() as http:
         response = await http.post('/api/chat', json={'message': 'hello', 'conversation_id': 'no-such-id'})
         history = await http.get('/api/chat/history', params={'conversation_id': 'no-such-id'})
@@ -47,7 +47,7 @@ async def test_chat_with_an_unknown_conversation_is_404_and_changes_nothing(jarv
     assert 'no conversation' in response.json()['error']
     assert history.status_code == 404 and 'error' in history.json()
     assert [c.id for c in await assistant.conversations()] == before, 'no conversation was created'
-    assert assistant.active_conversation_id == active, 'no window was switched'
+    assert await assistant.latest_conversation() == latest, 'nothing was touched'
 
 
 async def test_deleting_a_conversation_while_its_answer_streams_is_a_clear_404(jarvis: Harness) -> None:

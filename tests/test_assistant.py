@@ -156,7 +156,8 @@ async def test_history_survives_a_restart(settings: Settings) -> None:
     again.plugins._builtins = []  # pylint: disable=protected-access
     await again.start()
     try:
-        assert again.assistant.active_conversation_id == second_conversation.id, 'the last one reopens'
+        latest = await again.assistant.latest_conversation()
+        assert latest is not None and latest.id == second_conversation.id, 'the one used last opens'
         conversations = await again.assistant.conversations()
         assert [c.title for c in conversations] == ['second conversation', 'first message']
         history = await again.assistant.history(conversations[1].id)
@@ -167,25 +168,26 @@ async def test_history_survives_a_restart(settings: Settings) -> None:
 
 async def test_conversations_new_rename_delete(services: Services) -> None:
     assistant = services.assistant
-    first = assistant.active_conversation_id
+    first = await assistant.latest_conversation()
+    assert first is not None, 'the first start makes the first conversation'
     second = await assistant.new_conversation()
-    assert assistant.active_conversation_id == second.id
+    assert (await assistant.latest_conversation()).id == second.id, 'the newest (empty) one is the one used last'
     renamed = await assistant.rename(second.id, '  Plans   for  Friday ')
     assert renamed.title == 'Plans for Friday'
     with pytest.raises(ValueError):
         await assistant.rename(second.id, '   ')
     await assistant.delete(second.id)
-    assert assistant.active_conversation_id == first
-    await assistant.delete(first)  # deleting the last one starts a fresh one
+    assert (await assistant.latest_conversation()).id == first.id
+    await assistant.delete(first.id)  # deleting the last one starts a fresh one
     remaining = await assistant.conversations()
-    assert len(remaining) == 1 and assistant.active_conversation_id == remaining[0].id
+    assert len(remaining) == 1 and remaining[0].id not in (first.id, second.id)
 
 
 async def test_export_round_trips(services: Services) -> None:
     await use(services, ScriptedModel(['| a | b |\n|---|---|\n| 1 | 2 |']))
     await services.assistant.send('Eine Tabelle, bitte 📊')
     assistant = services.assistant
-    conversation_id = assistant.active_conversation_id
+    conversation_id = (await assistant.latest_conversation()).id
     exported = await assistant.export(conversation_id, 'json')
     data = json.loads(exported)
     assert data['format'] == 'jarvis-conversation' and len(data['messages']) == 2
@@ -219,4 +221,4 @@ async def test_api_chat_and_history(services: Services, tmp_path: Path) -> None:
     await use(services, ScriptedModel(['42']))
     answer = await services.assistant.send('meaning of life?')
     last = await services.assistant.recent_messages(2)
-    assert [m.text for m in last] == ['meaning of life?', answer.text]
+    assert [m.message.text for m in last] == ['meaning of life?', answer.text]

@@ -96,7 +96,7 @@ async def test_a_stop_sequence_stops_a_jarvis_answer_where_it_begins(services: S
     finished = steps[-1]
     assert (finished.text, finished.finish_reason) == ('Hello world. ', 'stop')
     assert ''.join(s for s in steps if isinstance(s, str)) == 'Hello world. '
-    stored = (await services.assistant.recent_messages(1))[0]
+    stored = (await services.assistant.recent_messages(1))[0].message
     assert stored.status == 'stopped' and stored.text.startswith('Hello world. STOP')
     assert model.generated < 50  # the model stopped soon after, not at the end of its script
 

@@ -30,9 +30,12 @@ from .schemas import (
     RULE_ID_PATTERN,
     AlertRuleRequest,
     ChatRequest,
+    ConversationChange,
     ConversationId,
+    ConversationIdInPath,
     LoadModelRequest,
     PluginSettingsRequest,
+    SearchQuery,
     TogglePluginRequest,
 )
 
@@ -152,7 +155,8 @@ def _add_routes(app: APIRouter, services: Services) -> None:
     @app.get('/api/chat/history', tags=['chat'])
     async def chat_history(limit: int = Query(50, ge=1, le=1000),
                            conversation_id: ConversationId | None = Query(None)) -> Any:
-        """The last ``limit`` messages, oldest first (of one conversation, or of all)."""
+        """The last ``limit`` messages of the branches shown, oldest first (of one conversation, or of all);
+        ``alternative``/``alternatives`` say where each stands among its alternatives ("2/3")."""
         try:
             messages = await assistant.recent_messages(limit, conversation_id)
         except ConversationNotFound as problem:
@@ -161,9 +165,45 @@ def _add_routes(app: APIRouter, services: Services) -> None:
 
     @app.get('/api/chat/conversations', tags=['chat'])
     async def conversations() -> Any:
-        """Conversations, newest first; ``active`` marks the one the windows show."""
-        active = assistant.active_conversation_id
-        return [{**c.to_dict(), 'active': c.id == active} for c in await assistant.conversations()]
+        """Conversations, pinned ones first, then newest first; ``active`` marks the one used last (where a
+        message without ``conversation_id`` goes, and what a new window opens)."""
+        latest = await assistant.latest_conversation()
+        return [{**c.to_dict(), 'active': latest is not None and c.id == latest.id}
+                for c in await assistant.conversations()]
+
+    @app.get('/api/chat/conversations/{conversation_id}', tags=['chat'])
+    async def get_conversation(conversation_id: ConversationIdInPath) -> Any:
+        """A conversation and, as ``history``, the branch it shows."""
+        try:
+            return (await assistant.thread(conversation_id)).to_dict()
+        except ConversationNotFound as problem:
+            return error(404, str(problem))
+
+    @app.patch('/api/chat/conversations/{conversation_id}', tags=['chat'])
+    async def change_conversation(conversation_id: ConversationIdInPath, request: ConversationChange) -> Any:
+        """Rename (``title``) and/or pin (``pinned``) a conversation; every window follows."""
+        try:
+            conversation = await assistant.update(conversation_id, title=request.title, pinned=request.pinned)
+        except ConversationNotFound as problem:
+            return error(404, str(problem))
+        except ValueError as problem:
+            return error(422, str(problem))
+        return conversation.to_dict()
+
+    @app.delete('/api/chat/conversations/{conversation_id}', tags=['chat'])
+    async def delete_conversation(conversation_id: ConversationIdInPath) -> Any:
+        """Delete a conversation and all its messages; an answer it is streaming stops and is not kept."""
+        try:
+            await assistant.delete(conversation_id)
+        except ConversationNotFound as problem:
+            return error(404, str(problem))
+        return {'deleted': conversation_id}
+
+    @app.get('/api/chat/search', tags=['chat'])
+    async def search(q: SearchQuery) -> Any:
+        """Conversations whose title, then messages (every alternative) that hold every word of ``q``, best
+        first; ``highlights`` are [start, end) offsets of the matched words in ``snippet``."""
+        return [hit.to_dict() for hit in await assistant.search(q)]
 
     # --- models (the seed's ListModels and LoadModel) ---------------------------------------
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, StrictBool
+from fastapi import Path, Query
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, StrictBool, model_validator
 
 from ..text import has_lone_surrogate
 
@@ -28,12 +29,31 @@ def _valid_keys(values: dict[str, Any]) -> dict[str, Any]:
 ConversationId = Annotated[str, Field(min_length=1, max_length=64), BeforeValidator(_valid_unicode)]
 ModelName = Annotated[str, Field(min_length=1, max_length=200), BeforeValidator(_valid_unicode)]
 PluginName = Annotated[str, Field(min_length=1, max_length=100), BeforeValidator(_valid_unicode)]
+ConversationTitle = Annotated[str, Field(min_length=1, max_length=120), BeforeValidator(_valid_unicode)]
+# parameters of the URL: FastAPI reads their rules from its own Path and Query, not from Field
+ConversationIdInPath = Annotated[str, Path(min_length=1, max_length=64, description='A conversation id.'),
+                                 BeforeValidator(_valid_unicode)]
+SearchQuery = Annotated[str, Query(min_length=1, max_length=200,
+                                   description='Words to find (each also as the start of a longer word).'),
+                        BeforeValidator(_valid_unicode)]
 
 
 class ChatRequest(BaseModel):
     message: str = Field(description='What to ask; at most 32,000 characters.', examples=['What time is it?'])
     conversation_id: ConversationId | None = Field(
-        None, description='The conversation to answer in (404 when there is none); default: the active one.')
+        None, description='The conversation to answer in (404 when there is none); default: the one used last '
+                          '(the one with the newest message; a new one when there is none).')
+
+
+class ConversationChange(BaseModel):
+    title: ConversationTitle | None = Field(None, description='A new name.', examples=['Trip to Lisbon'])
+    pinned: StrictBool | None = Field(None, description='Pinned conversations are listed first.')
+
+    @model_validator(mode='after')
+    def _something_to_change(self) -> ConversationChange:
+        if self.title is None and self.pinned is None:
+            raise ValueError('say what to change: "title", "pinned" or both')
+        return self
 
 
 class LoadModelRequest(BaseModel):

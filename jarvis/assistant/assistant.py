@@ -22,7 +22,16 @@ from ..models.base import ChatModel, ChatTurn, GenerationOptions
 from ..plugins.manager import PluginManager
 from ..storage import Database, SettingsStore
 from ..text import mark_lone_surrogates
-from .conversations import DEFAULT_TITLE, Conversation, ConversationNotFound, ConversationStore, title_from
+from .conversations import (
+    DEFAULT_TITLE,
+    Conversation,
+    ConversationNotFound,
+    ConversationStore,
+    SearchHit,
+    ShownMessage,
+    Thread,
+    clean_title,
+)
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +40,6 @@ SYSTEM_PROMPT = (
     "user's computer. Answer in the language of the question."
 )
 COALESCE_S = 0.1  # stream updates go out at most this often, so a fast model cannot flood the windows
-ACTIVE_KEY = 'chat.active_conversation'
 NO_MODEL = 'No model is loaded, so I can only answer through plugins right now.'  # + the models' hint
 
 
@@ -61,7 +69,6 @@ class Assistant:
         self.models = models
         self.plugins = plugins
         self._store = ConversationStore(db)
-        self.active_conversation_id: str | None = None
         self._streaming: dict[str, ChatMessage] = {}  # message id -> the answer so far
         self._cancel: dict[str, threading.Event] = {}
         self._generation_lock = asyncio.Lock()
@@ -71,34 +78,57 @@ class Assistant:
         models.on_release(self.stop_answers_of)
 
     async def start(self) -> None:
-        """Reopen the last conversation (or start the first one)."""
-        last = self.store.get(ACTIVE_KEY)
-        conversation = await self._store.get(last) if isinstance(last, str) else None
-        if conversation is None:
-            existing = await self._store.list()
-            conversation = existing[0] if existing else await self._store.create()
-        self.active_conversation_id = conversation.id
-        await self.store.set(ACTIVE_KEY, conversation.id)
+        """Make the stored conversations whole (answers cut off by a crash, messages from before branches);
+        start the first conversation when there is none, so that every window opens the same one."""
+        await self._store.repair()
+        if await self._store.latest() is None:
+            await self._store.create()
 
     async def stop(self) -> None:
         for cancel in self._cancel.values():
             cancel.set()
 
     # --- conversations ----------------------------------------------------------------------
+    # There is no "active" conversation for the whole app: each window shows the one it chose. What a
+    # new window opens, and where a script's message goes without a conversation id, is the
+    # conversation used last (``latest_conversation``).
 
     async def conversations(self) -> list[Conversation]:
-        """Every conversation, newest first."""
+        """Every conversation: pinned ones first, then newest first."""
         return await self._store.list()
 
     async def conversation(self, conversation_id: str) -> Conversation:
         """One conversation; ConversationNotFound when there is none with that id."""
         return await self._store.require(conversation_id)
 
-    async def recent_messages(self, limit: int, conversation_id: str | None = None) -> list[ChatMessage]:
-        """The last ``limit`` stored messages (of one conversation, or of all), oldest first."""
+    async def latest_conversation(self) -> Conversation | None:
+        """The conversation used last: the one with the newest message (or the newest empty one)."""
+        return await self._store.latest()
+
+    async def thread(self, conversation_id: str) -> Thread:
+        """A conversation and the branch it shows, with the text so far of answers that are streaming."""
+        thread = await self._store.thread(conversation_id)
+        return replace(thread, messages=[replace(shown, message=self._streaming.get(shown.message.id, shown.message))
+                                         for shown in thread.messages])
+
+    async def history(self, conversation_id: str | None = None) -> list[ChatMessage]:
+        """The branch a conversation shows (default: the one used last), answers streaming now included."""
+        if conversation_id is None:
+            latest = await self._store.latest()
+            if latest is None:
+                return []
+            conversation_id = latest.id
+        return [shown.message for shown in (await self.thread(conversation_id)).messages]
+
+    async def recent_messages(self, limit: int, conversation_id: str | None = None) -> list[ShownMessage]:
+        """The last ``limit`` shown messages (of one conversation, or of every one), oldest first."""
         if conversation_id is not None:
             await self._store.require(conversation_id)
         return await self._store.last_messages(limit, conversation_id)
+
+    async def search(self, query: str) -> list[SearchHit]:
+        """Titles, then messages (every alternative), that hold every word of ``query``; best matches first."""
+        return await self._store.search(query)
 
     async def export(self, conversation_id: str, kind: str) -> str:
         """A conversation as Markdown (``md``) or as JSON (``json``, which ``import_conversation`` reads)."""
@@ -109,17 +139,9 @@ class Assistant:
         self.hub.publish(ConversationsChanged(conversation_id=conversation.id, action='created'))
         return conversation
 
-    async def select(self, conversation_id: str) -> Conversation:
-        conversation = await self._store.require(conversation_id)
-        self.active_conversation_id = conversation.id
-        await self.store.set(ACTIVE_KEY, conversation.id)
-        self.hub.publish(ConversationsChanged(conversation_id=conversation.id, action='selected'))
-        return conversation
-
     async def new_conversation(self) -> Conversation:
         conversation = await self._store.create()
         self.hub.publish(ConversationsChanged(conversation_id=conversation.id, action='created'))
-        await self.select(conversation.id)
         return conversation
 
     async def rename(self, conversation_id: str, title: str) -> Conversation:
@@ -127,29 +149,40 @@ class Assistant:
         self.hub.publish(ConversationsChanged(conversation_id=conversation_id, action='renamed'))
         return conversation
 
+    async def pin(self, conversation_id: str, pinned: bool) -> Conversation:
+        conversation = await self._store.set_pinned(conversation_id, pinned)
+        self.hub.publish(ConversationsChanged(conversation_id=conversation_id, action='pinned'))
+        return conversation
+
+    async def update(self, conversation_id: str, *, title: str | None = None,
+                     pinned: bool | None = None) -> Conversation:
+        """Rename and/or pin (what ``PATCH /api/chat/conversations/{id}`` does); the name is checked first."""
+        conversation = await self._store.require(conversation_id)
+        if title is not None and not clean_title(title):
+            raise ValueError('A conversation needs a name.')
+        if title is not None:
+            conversation = await self.rename(conversation_id, title)
+        if pinned is not None:
+            conversation = await self.pin(conversation_id, pinned)
+        return conversation
+
     async def delete(self, conversation_id: str) -> None:
+        """Delete a conversation; an answer it is streaming stops (its sender is told it was not kept).
+        Windows that showed it show the conversation used last (a fresh one after the last)."""
         for message_id, message in list(self._streaming.items()):
             if message.conversation_id == conversation_id:
                 self.stop_generation(message_id)
         if not await self._store.delete(conversation_id):
             raise ConversationNotFound(f'There is no conversation with the id "{conversation_id[:64]}".')
+        if await self._store.latest() is None:  # the last one: a fresh one takes its place in every window
+            await self._store.create()
         self.hub.publish(ConversationsChanged(conversation_id=conversation_id, action='deleted'))
-        if self.active_conversation_id == conversation_id:
-            remaining = await self._store.list()
-            if remaining:
-                await self.select(remaining[0].id)
-            else:
-                await self.new_conversation()
 
-    async def history(self, conversation_id: str | None = None) -> list[ChatMessage]:
-        """The stored messages, plus the answer that is streaming right now."""
-        conversation_id = conversation_id or self.active_conversation_id
-        if not conversation_id:
-            return []
-        stored = await self._store.messages(conversation_id)
-        known = {m.id for m in stored}
-        live = [m for m in self._streaming.values() if m.conversation_id == conversation_id and m.id not in known]
-        return stored + live
+    async def show_alternative(self, message_id: str, step: int = 0) -> None:
+        """Show the alternative of a message ``step`` places away (-1: the one before), down to its newest
+        answer, in every window that shows its conversation. MessageNotFound when there is none."""
+        conversation_id = await self._store.show(message_id, step)
+        self.hub.publish(ConversationsChanged(conversation_id=conversation_id, action='branch'))
 
     # --- sending ----------------------------------------------------------------------------
 
@@ -173,7 +206,8 @@ class Assistant:
         """Answer a message through plugins or the model; returns the final answer.
 
         ``conversation_id`` names the conversation (ConversationNotFound when there is none, also
-        when it is deleted while the answer is written); without it the active one is used.
+        when it is deleted while the answer is written); without it the conversation used last
+        (a new one when there is none). The message follows the branch the conversation shows.
         ``options`` replace the model settings' length and temperature for this answer; ``on_answer``
         is called with the answer's id before its first ``chat_message`` is published, so that a caller
         can follow that one answer on the hub (the /v1 routes stream it).
@@ -182,18 +216,49 @@ class Assistant:
         if conversation_id is not None:
             conversation = await self._store.require(conversation_id)
         else:
-            active = await self._store.get(self.active_conversation_id) if self.active_conversation_id else None
-            conversation = active or await self.new_conversation()
-        user_message = ChatMessage(role='user', text=text, id=uuid.uuid4().hex, conversation_id=conversation.id)
-        await self._store.save_message(user_message)
+            conversation = await self._store.latest() or await self.new_conversation()
+        return await self._ask(conversation, text, parent_id=None, options=options, on_answer=on_answer)
+
+    async def edit(self, message_id: str, text: object) -> ChatMessage:
+        """Send a new version of one of the user's messages: an alternative to it, answered anew.
+        The earlier version and its answers stay (navigate with ``show_alternative``)."""
+        text = self.validate(text)
+        original = await self._store.message(message_id)
+        if original.role != 'user':
+            raise ChatInputError('Only your own messages can be edited.')
+        conversation = await self._store.require(original.conversation_id)
+        return await self._ask(conversation, text, parent_id=original.parent_id)
+
+    async def regenerate(self, message_id: str) -> ChatMessage:
+        """Answer the message before an answer again: a new alternative to that answer."""
+        original = await self._store.message(message_id)
+        if original.role != 'assistant':
+            raise ChatInputError('Only an answer can be regenerated.')
+        question = await self._store.message(original.parent_id) if original.parent_id else None
+        if question is None or question.role != 'user':
+            raise ChatInputError('This answer follows no message of yours, so there is nothing to answer again.')
+        answer = ChatMessage(role='assistant', text='', id=uuid.uuid4().hex, status='streaming')
+        [answer] = await self._store.append(original.conversation_id, [answer], parent_id=question.id)
+        self.hub.publish(ConversationsChanged(conversation_id=answer.conversation_id, action='updated'))
+        return await self._answer_and_keep(answer, question.text)
+
+    async def _ask(self, conversation: Conversation, text: str, parent_id: str | None, *,
+                   options: GenerationOptions | None = None,
+                   on_answer: Callable[[str], None] | None = None) -> ChatMessage:
+        """Store the user's message and the answer it gets (after ``parent_id``; None: after the head)."""
+        user_message = ChatMessage(role='user', text=text, id=uuid.uuid4().hex)
+        answer = ChatMessage(role='assistant', text='', id=uuid.uuid4().hex, status='streaming')
+        # both at once: a message sent meanwhile in another window follows this answer, not this question
+        user_message, answer = await self._store.append(conversation.id, [user_message, answer], parent_id)
         self.hub.publish(user_message)
         if conversation.title == DEFAULT_TITLE and conversation.message_count == 0:
-            await self.rename(conversation.id, title_from(text))
+            await self.rename(conversation.id, await self._store.title_for(text, conversation.id))
         else:
             self.hub.publish(ConversationsChanged(conversation_id=conversation.id, action='updated'))
+        return await self._answer_and_keep(answer, text, options=options, on_answer=on_answer)
 
-        answer = ChatMessage(role='assistant', text='', id=uuid.uuid4().hex, conversation_id=conversation.id,
-                             status='streaming')
+    async def _answer_and_keep(self, answer: ChatMessage, text: str, *, options: GenerationOptions | None = None,
+                               on_answer: Callable[[str], None] | None = None) -> ChatMessage:
         self._streaming[answer.id] = answer
         if options is not None:
             self._options[answer.id] = options
@@ -258,7 +323,7 @@ class Assistant:
         await asyncio.gather(*waits)
 
     async def _prompt(self, model: ChatModel, conversation_id: str, answer_id: str) -> list[ChatTurn]:
-        messages = await self._store.messages(conversation_id)
+        messages = await self._store.path_to(conversation_id, answer_id)  # the branch this answer is on
         history = [m for m in messages if m.id != answer_id and m.status in ('done', 'stopped') and m.text]
         options = self._options.get(answer_id) or self.models.generation_options
         return await asyncio.to_thread(fit_to_context, model, SYSTEM_PROMPT, history, options.max_tokens)

@@ -87,6 +87,52 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX alert_log_by_start ON alert_log(started_at);
     ''',
+    # Chat: branches (edits and regenerations), pins and full-text search. ``messages`` is rebuilt so
+    # that its rowid becomes an explicit INTEGER PRIMARY KEY (``seq``): the search index refers to
+    # rows by that number, and only an explicit one is guaranteed to survive a VACUUM. ``parent_id``
+    # is the message a message follows ('' for a first message, NULL where it is not known yet:
+    # ConversationStore.repair() links those in time order); ``head_id`` is the last message of the
+    # branch a conversation shows.
+    '''
+    CREATE TABLE messages_v2 (
+        seq INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        conversation_id TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+        parent_id TEXT,
+        role TEXT NOT NULL,
+        text TEXT NOT NULL,
+        status TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        source TEXT NOT NULL DEFAULT '',
+        model TEXT NOT NULL DEFAULT '',
+        first_token_s REAL,
+        tokens_per_s REAL,
+        tokens INTEGER
+    );
+    INSERT INTO messages_v2(id, conversation_id, role, text, status, created_at, source, model, first_token_s,
+                            tokens_per_s, tokens)
+        SELECT id, conversation_id, role, text, status, created_at, source, model, first_token_s, tokens_per_s,
+               tokens FROM messages ORDER BY created_at, rowid;
+    DROP TABLE messages;
+    ALTER TABLE messages_v2 RENAME TO messages;
+    CREATE INDEX messages_by_conversation ON messages(conversation_id, created_at);
+    CREATE INDEX messages_by_parent ON messages(conversation_id, parent_id);
+    ALTER TABLE conversations ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE conversations ADD COLUMN head_id TEXT;
+    CREATE VIRTUAL TABLE message_search USING fts5(
+        text, content='messages', content_rowid='seq', tokenize='unicode61 remove_diacritics 2');
+    INSERT INTO message_search(message_search) VALUES ('rebuild');
+    CREATE TRIGGER message_search_insert AFTER INSERT ON messages BEGIN
+        INSERT INTO message_search(rowid, text) VALUES (new.seq, new.text);
+    END;
+    CREATE TRIGGER message_search_delete AFTER DELETE ON messages BEGIN
+        INSERT INTO message_search(message_search, rowid, text) VALUES ('delete', old.seq, old.text);
+    END;
+    CREATE TRIGGER message_search_update AFTER UPDATE OF text ON messages BEGIN
+        INSERT INTO message_search(message_search, rowid, text) VALUES ('delete', old.seq, old.text);
+        INSERT INTO message_search(rowid, text) VALUES (new.seq, new.text);
+    END;
+    ''',
 ]
 
 

@@ -24,8 +24,9 @@ Kinds = tuple[type, ...]
 TABLES: dict[str, dict[str, tuple[Kinds, bool]]] = {
     'settings': {'key': (_TEXT, False), 'value': (_TEXT, False)},
     'conversations': {'id': (_TEXT, False), 'title': (_TEXT, False), 'created_at': (_REAL, False),
-                      'updated_at': (_REAL, False)},
-    'messages': {'id': (_TEXT, False), 'conversation_id': (_TEXT, False), 'role': (_TEXT, False),
+                      'updated_at': (_REAL, False), 'pinned': (_INT, False), 'head_id': (_TEXT, True)},
+    'messages': {'id': (_TEXT, False), 'conversation_id': (_TEXT, False), 'parent_id': (_TEXT, True),
+                 'role': (_TEXT, False),
                  'text': (_TEXT, False), 'status': (_TEXT, False), 'created_at': (_REAL, False),
                  'source': (_TEXT, False), 'model': (_TEXT, False), 'first_token_s': (_REAL, True),
                  'tokens_per_s': (_REAL, True), 'tokens': (_INT, True)},
@@ -54,16 +55,28 @@ def salvage(damaged: Path, target: Database) -> dict[str, int]:
         log.debug('the damaged database %s cannot be opened at all', damaged, exc_info=True)
         return copied
     try:
-        for table, columns in TABLES.items():
+        for table, all_columns in TABLES.items():
+            # a database from before a column was added lacks it: the fresh one's default fills it in
+            present = _columns_of(source, table, all_columns)
+            columns = {name: kinds for name, kinds in all_columns.items() if name in present}
             rows = [row for row in _readable_rows(source, table, list(columns)) if _well_typed(row, columns)]
             if table == 'settings':
                 rows = [row for row in rows if _is_json(row[1])]
             if table == 'messages':
-                _add_missing_conversations(target, rows)
+                _add_missing_conversations(target, rows, list(columns))
             copied[table] = _insert(target, table, list(columns), rows)
     finally:
         source.close()
     return copied
+
+
+def _columns_of(source: sqlite3.Connection, table: str, expected: dict[str, tuple[Kinds, bool]]) -> set[str]:
+    """The columns ``table`` has in the damaged file (all the expected ones when its schema cannot be read)."""
+    try:
+        found = {row[1] for row in source.execute(f'PRAGMA table_info({table})')}  # names from TABLES only
+    except sqlite3.DatabaseError:
+        return set(expected)
+    return found or set(expected)
 
 
 def _readable_rows(source: sqlite3.Connection, table: str, columns: list[str]) -> list[tuple]:
@@ -115,12 +128,13 @@ def _is_json(text: str) -> bool:
     return True
 
 
-def _add_missing_conversations(target: Database, messages: list[tuple]) -> None:
+def _add_missing_conversations(target: Database, messages: list[tuple], columns: list[str]) -> None:
     """Messages whose conversation was on a damaged page get a conversation of their own, so none is lost."""
     known = {row['id'] for row in target.query('SELECT id FROM conversations')}
     spans: dict[str, list[float]] = {}
+    conversation_at, created_at_at = columns.index('conversation_id'), columns.index('created_at')
     for message in messages:
-        conversation_id, created_at = message[1], float(message[5])
+        conversation_id, created_at = message[conversation_at], float(message[created_at_at])
         if conversation_id not in known:
             span = spans.setdefault(conversation_id, [created_at, created_at])
             span[0], span[1] = min(span[0], created_at), max(span[1], created_at)

@@ -87,3 +87,23 @@ def date_time(timestamp: float | None, none: str = '') -> str:
 
 def duration(seconds: float | None) -> str:
     return NA if seconds is None else format_duration(seconds)
+
+
+def relative_time(timestamp: float, now: float | None = None) -> str:
+    """How long ago, in a list of conversations: "just now", "5 min ago", "3 h ago", else the date."""
+    seconds = (time.time() if now is None else now) - timestamp
+    if seconds < 60:
+        return 'just now'
+    if seconds < 3600:
+        return f'{int(seconds // 60)} min ago'
+    if seconds < 86400:
+        return f'{int(seconds // 3600)} h ago'
+    return time.strftime('%Y-%m-%d', time.localtime(timestamp))
+
+
+def message_stamp(timestamp: float, now: float | None = None) -> str:
+    """A message's time: the time of day today, with the date on other days."""
+    local = time.localtime(timestamp)
+    same_day = time.localtime(time.time() if now is None else now)[:3] == local[:3]
+    return time.strftime('%H:%M' if same_day else '%Y-%m-%d %H:%M', local)
+

@@ -9,9 +9,10 @@ from nicegui import ui
 E = TypeVar('E', bound=ui.element)
 
 
-def mark(element: E, name: str) -> E:
+def mark(element: E, name: str, *more: str) -> E:
+    """``name`` is the element's NiceGUI marker and its ``data-testid``; ``more`` are further markers."""
     name = token(name)
-    element.mark(name)
+    element.mark(name, *map(token, more))
     element.props(f'data-testid="{name}"')
     return element
 

@@ -55,16 +55,19 @@ def build_root(services: Services, views: list[View]) -> Callable[[], None]:
                 notifications.notify(live.client, note.message, type=note.level, timeout=0, close_button='OK',
                                      multi_line=True)
 
+        # open where the window is wide enough to show it beside the page; in a narrow one it waits to be opened
         with ui.left_drawer(bordered=True).props('width=210').classes('px-0') as drawer:
             nav_items = _navigation(views)
-        with ui.header(elevated=True).classes('items-center gap-3 px-4 bg-slate-900 text-white'):
+        # one line down to 360 px: narrower gaps and letters on a small screen, the model's name only in its views
+        with ui.header(elevated=True).classes('items-center gap-3 max-sm:gap-2 px-4 max-sm:px-3 bg-slate-900 '
+                                              'text-white no-wrap'):
             ui.button(icon='menu', on_click=drawer.toggle).props('flat round dense color=white') \
                 .tooltip('Navigation')
-            ui.image('/assets/icon.png').classes('w-8 h-8')
-            ui.label('J.A.R.V.I.S.').classes('text-xl font-semibold tracking-widest')
+            ui.image('/assets/icon.png').classes('w-8 h-8 shrink-0')
+            ui.label('J.A.R.V.I.S.').classes('text-xl max-sm:text-lg font-semibold tracking-widest max-sm:tracking-wide')
             ui.space()
             ui.label().bind_text_from(live, 'model', backward=fmt.model_caption) \
-                .classes('text-sm opacity-80 max-sm:hidden').mark('header-model')  # the Chat view names it too
+                .classes('text-sm opacity-80 truncate min-w-0 max-sm:hidden').mark('header-model')  # the Chat view names it too
             mark(LiveIndicator('Connected', 'Offline'), 'connection-indicator')
             theme_button = ui.button(on_click=lambda: _toggle_theme(services.preferences, dark, theme_button)) \
                 .props('flat round dense color=white').mark('theme-toggle')
@@ -159,4 +162,4 @@ def _show_theme_icon(button: ui.button, is_dark: bool | None) -> None:
 
 def _notify_exception(error: Exception) -> None:
     log.error('error in a view: %s', error, exc_info=error)
-    ui.notify(f'Something went wrong: {error}', type='negative', group='view-error')
+    ui.notify(f'Something went wrong: {error}', type='negative', group='view-error', **notifications.PLACEMENT)
