@@ -32,6 +32,19 @@ TABLES: dict[str, dict[str, tuple[Kinds, bool]]] = {
     'notes': {'id': (_INT, False), 'text': (_TEXT, False), 'created_at': (_REAL, False)},
     'reminders': {'id': (_INT, False), 'text': (_TEXT, False), 'due_at': (_REAL, False),
                   'created_at': (_REAL, False), 'fired': (_INT, False)},
+    # the machine's history (jarvis/metrics/history_store.py)
+    'history_samples': {'t': (_REAL, False), 'cpu': (_REAL, False), 'memory': (_REAL, False),
+                        'disk': (_REAL, False), 'gpu': (_REAL, True), 'gpu_memory': (_REAL, True),
+                        'gpu_temperature': (_REAL, True)},
+    'history_minutes': {'t': (_INT, False), 'samples': (_INT, False),
+                        **{f'{name}{suffix}': (_REAL, False) for name in ('cpu', 'memory', 'disk')
+                           for suffix in ('', '_max')},
+                        **{column: kind for name in ('gpu', 'gpu_memory', 'gpu_temperature')
+                           for column, kind in ((f'{name}_samples', (_INT, False)), (name, (_REAL, True)),
+                                                (f'{name}_max', (_REAL, True)))}},
+    'history_processes': {'t': (_INT, False), 'pid': (_INT, False), 'name': (_TEXT, False),
+                          'username': (_TEXT, False), 'cpu': (_REAL, True), 'memory': (_INT, False),
+                          'gpu_memory': (_INT, True)},
 }
 RECOVERED_TITLE = 'Recovered conversation'
 SCAN_BATCH = 500
