@@ -1,12 +1,18 @@
 """The System view in a real headless Chromium against the running app."""
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
+import time
 
 import psutil
 import pytest
 from selenium.webdriver.common.by import By
+
+from jarvis.metrics import history_store
+from jarvis.metrics.history_store import Aggregate, HistoryBatch, HistorySample
+from jarvis.storage.database import Database
 
 from .helpers.browser import needs_chromium, wait_for
 from .helpers.server import AppServer
@@ -82,7 +88,7 @@ def test_a_cpu_burner_shows_in_the_processes_panel(server: AppServer, browser) -
         def burner_row() -> list[str] | None:
             rows = browser.execute_script(PROCESS_ROWS_JS)
             found = [r for r in rows if len(r) >= 5 and r[1] == str(burner.pid)]
-            # the first scan may average over the minute since the recorder's; the next ones over 5 s
+            # the first scan may average over the minute since the recorder's; the next ones over 10 s
             return found[0] if found and float(found[0][3].rstrip('%')) >= 30 else None
 
         row = wait_for(burner_row, timeout=30, message='the burner never showed as busy in the panel')
@@ -94,6 +100,50 @@ def test_a_cpu_burner_shows_in_the_processes_panel(server: AppServer, browser) -
     headers = browser.execute_script(
         "return [...document.querySelectorAll('[data-testid=\"processes-table\"] thead th')].map(h => h.innerText.trim())")
     assert [h.replace('arrow_upward', '').strip() for h in headers[:5]] == ['Name', 'PID', 'User', 'CPU', 'Memory']
+
+
+CHART_STATE_JS = '''
+const element = document.querySelector('[data-testid="history-chart"]');
+const chart = element && getElement(element)?.chart;
+if (!chart) return null;
+const option = chart.getOption();
+return {first: option.series[0].data[0], points: option.series[0].data.length, min: option.xAxis[0].min ?? null,
+        zooms: option.dataZoom.map(z => z.type)};
+'''
+
+
+def click_range(browser, label: str) -> None:  # type: ignore[no-untyped-def]
+    buttons = browser.find_elements(By.CSS_SELECTOR, '[data-testid="history-range"] button')
+    next(b for b in buttons if b.text.strip() == label).click()
+
+
+def test_the_chart_draws_a_recorded_week_and_goes_back_to_live(tmp_path, browser) -> None:  # type: ignore[no-untyped-def]
+    data = tmp_path / 'data'
+    database = Database(data / 'jarvis.db')
+    now = time.time()
+    minutes = []
+    for index in range(7 * 24 * 60):
+        minute = Aggregate(math.floor(now / 60) * 60 - 7 * 86400 + index * 60)
+        minute.add(HistorySample(minute.t, cpu=float(index % 100), memory=50.0, disk=1.0).values())
+        minutes.append(minute)
+    history_store.write(database, HistoryBatch(minutes=minutes), now)
+    database.close()
+    with AppServer(data) as server:
+        browser.get(server.url)
+        wait_for(lambda: (s := browser.execute_script(CHART_STATE_JS)) and s['points'], timeout=30,
+                 message='the chart never showed the last minutes')
+        click_range(browser, '7 d')
+        week = wait_for(lambda: (s := browser.execute_script(CHART_STATE_JS)) and s['first']
+                        and s['first'][0] < (now - 6.5 * 86400) * 1000 and s, timeout=30,
+                        message='the chart never showed the week')
+        assert 500 <= week['points'] <= 600
+        assert week['min'] == pytest.approx((now - 7 * 86400) * 1000, abs=60_000)
+        assert week['zooms'] == ['inside', 'slider']
+        click_range(browser, '5 min')
+        live = wait_for(lambda: (s := browser.execute_script(CHART_STATE_JS)) and s['first']
+                        and s['first'][0] > (now - 3600) * 1000 and s, timeout=30,
+                        message='the chart never went back to the last 5 minutes')
+        assert live['min'] is None, 'a live range follows its data'
 
 
 def test_live_values_over_long_polling_when_websockets_are_blocked(server: AppServer, browser) -> None:  # type: ignore[no-untyped-def]

@@ -5,6 +5,9 @@ Three tiers, each with a retention of its own and pruned on its own:
 * ``history_samples``: every recorded sample, for the last hour;
 * ``history_minutes``: one row per minute with the mean and the maximum of each series, for 30 days;
 * ``history_processes``: the busiest processes of each minute (by CPU, by memory, by GPU memory), for 30 days.
+  It is the largest by far (up to 15 rows a minute), so its rows are kept small: the row id says the minute
+  and the row's place in it (``minute * 64 + place``, in time order without an index of its own) and CPU is
+  kept in tenths of a percent (an integer of one or two bytes instead of an 8-byte float).
 
 Everything here is blocking: the recorder calls it through ``Database.run``.
 """
@@ -188,8 +191,13 @@ def _merge_sql() -> str:
 _INSERT_MINUTE = _merge_sql()
 _INSERT_SAMPLE = (f'INSERT OR REPLACE INTO history_samples (t, {", ".join(FIELDS)}) '
                   f'VALUES ({", ".join("?" for _ in range(len(FIELDS) + 1))})')
-_INSERT_PROCESS = ('INSERT INTO history_processes (t, pid, name, username, cpu, memory, gpu_memory) '
+_INSERT_PROCESS = ('INSERT OR REPLACE INTO history_processes (id, pid, name, username, cpu, memory, gpu_memory) '
                    'VALUES (?, ?, ?, ?, ?, ?, ?)')
+PROCESS_PLACES = 64  # rows a minute can hold in history_processes
+
+
+def _process_id(minute: float, place: int = 0) -> int:
+    return int(minute // 60) * PROCESS_PLACES + place
 
 
 def _minute_row(minute: Aggregate) -> tuple:
@@ -215,10 +223,17 @@ def write(db: Database, batch: HistoryBatch, now: float) -> None:
     if batch.processes:
         # a minute's processes are written once; a minute written again (the app stopped within it and
         # started again) keeps the later scan
-        for minute in sorted({p.t for p in batch.processes}):
-            db.execute('DELETE FROM history_processes WHERE t = ?', (minute,))
-        db.executemany(_INSERT_PROCESS, [(p.t, p.pid, p.name, p.user, p.cpu, p.memory, p.gpu_memory)
-                                         for p in batch.processes])
+        rows = []
+        by_minute: dict[int, list[RecordedProcess]] = {}
+        for process in batch.processes:
+            by_minute.setdefault(process.t, []).append(process)
+        for minute, processes in sorted(by_minute.items()):
+            db.execute('DELETE FROM history_processes WHERE id >= ? AND id < ?',
+                       (_process_id(minute), _process_id(minute + 60)))
+            rows += [(_process_id(minute, place), p.pid, p.name, p.user,
+                      None if p.cpu is None else round(p.cpu * 10), p.memory, p.gpu_memory)
+                     for place, p in enumerate(processes[:PROCESS_PLACES])]
+        db.executemany(_INSERT_PROCESS, rows)
     prune(db, now)
 
 
@@ -226,7 +241,9 @@ def prune(db: Database, now: float) -> None:
     """Each tier loses what is older than its own retention (a range delete on its primary key)."""
     db.execute('DELETE FROM history_samples WHERE t < ?', (now - SAMPLES_RETENTION_S,))
     db.execute('DELETE FROM history_minutes WHERE t < ?', (now - MINUTES_RETENTION_S,))
-    db.execute('DELETE FROM history_processes WHERE t < ?', (now - PROCESSES_RETENTION_S,))
+    # the minutes that begin before the cutoff
+    db.execute('DELETE FROM history_processes WHERE id < ?',
+               (math.ceil((now - PROCESSES_RETENTION_S) / 60) * PROCESS_PLACES,))
 
 
 # --- reading -------------------------------------------------------------------------------------
@@ -265,9 +282,12 @@ def minute_values(minute: Aggregate) -> tuple[tuple[float | None, ...], tuple[fl
 
 
 def read_processes(db: Database, start: float, end: float) -> list[RecordedProcess]:
-    rows = db.query('SELECT t, pid, name, username, cpu, memory, gpu_memory FROM history_processes '
-                    'WHERE t >= ? AND t <= ? ORDER BY t, cpu DESC', (start, end))
-    return [RecordedProcess(*tuple(row)) for row in rows]
+    """The processes recorded for the minutes from ``start`` to ``end`` (both minutes included)."""
+    rows = db.query('SELECT id, pid, name, username, cpu, memory, gpu_memory FROM history_processes '
+                    'WHERE id >= ? AND id < ? ORDER BY id', (_process_id(start), _process_id(end + 60)))
+    return [RecordedProcess(t=row[0] // PROCESS_PLACES * 60, pid=row[1], name=row[2], user=row[3],
+                            cpu=None if row[4] is None else row[4] / 10, memory=row[5], gpu_memory=row[6])
+            for row in rows]
 
 
 def bucket_samples(samples: Iterable[HistorySample], origin: float, step: float) -> list[Aggregate]:

@@ -11,9 +11,8 @@ from __future__ import annotations
 import os
 import pwd
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import psutil
 
@@ -21,9 +20,8 @@ import psutil
 _COMM_LIMIT = 15
 
 
-@dataclass(frozen=True, slots=True)
-class ProcessRecord:
-    """One process as read: cumulative counters only (a rate needs two scans)."""
+class ProcessRecord(NamedTuple):
+    """One process as read: cumulative counters only (a rate needs two scans). A tuple: a scan makes hundreds."""
 
     pid: int
     name: str
@@ -50,7 +48,7 @@ class ProcfsScanner:
         # a process keeps its pid, start time, owner and name from one scan to the next (nearly always):
         # stat and decode those once per process, not once per scan; an exec() changes the kernel's name
         # (and may change the owner), so a new name is looked up again
-        self._known: dict[tuple[int, bytes], tuple[bytes, str, str]] = {}
+        self._known: dict[tuple[str, bytes], tuple[bytes, str, str, float, int]] = {}
         self._users: dict[int, str] = {}
 
     @staticmethod
@@ -58,52 +56,51 @@ class ProcfsScanner:
         return sys.platform.startswith('linux') and os.path.exists(os.path.join(str(proc), 'self', 'stat'))
 
     def scan(self) -> list[ProcessRecord]:
+        # the loop runs once per process and scan: names are bound locally and nothing is computed twice
         records: list[ProcessRecord] = []
+        append = records.append
         known = self._known
-        seen: dict[tuple[int, bytes], tuple[bytes, str, str]] = {}
-        proc = self.proc
+        seen: dict[tuple[str, bytes], tuple[bytes, str, str, float, int]] = {}
+        os_open, os_read, os_close, read_only = os.open, os.read, os.close, os.O_RDONLY
+        ticks, page_size, prefix = self._ticks, self._page_size, self.proc + '/'
         try:
-            entries = os.listdir(proc)
+            entries = os.listdir(self.proc)
         except OSError:
             return records
         for entry in entries:
             if not entry.isdigit():
                 continue
             try:
-                fd = os.open(f'{proc}/{entry}/stat', os.O_RDONLY)
-                try:
-                    data = os.read(fd, 4096)
-                finally:
-                    os.close(fd)
+                fd = os_open(prefix + entry + '/stat', read_only)
             except OSError:  # it ended between listdir and open, or it is hidden from us
                 continue
+            try:
+                data = os_read(fd, 1024)
+            except OSError:
+                continue
+            finally:
+                os_close(fd)
             # "pid (name) state ppid ..."; the name may hold spaces and parentheses: it ends at the last ")"
             close = data.rfind(b')')
-            fields = data[close + 2:].split(None, 22)
+            fields = data[close + 2:].split(b' ', 22)
             if len(fields) < 22:
                 continue
-            pid = int(entry)
-            start_ticks = fields[19]
-            key = (pid, start_ticks)
+            key = (entry, fields[19])  # the pid and the start time in ticks
             comm = data[data.find(b'(') + 1:close]
             identity = known.get(key)
             if identity is None or identity[0] != comm:
-                identity = self._identify(entry, comm)
+                identity = self._identify(entry, comm, fields[19])
                 if identity is None:
                     continue
             seen[key] = identity
-            records.append(ProcessRecord(
-                pid=pid,
-                name=identity[1],
-                user=identity[2],
-                cpu_time=(int(fields[11]) + int(fields[12])) / self._ticks,
-                memory=int(fields[21]) * self._page_size,
-                started=self._boot_time + int(start_ticks) / self._ticks,
-            ))
+            append(ProcessRecord(identity[4], identity[1], identity[2],
+                                 (int(fields[11]) + int(fields[12])) / ticks, int(fields[21]) * page_size,
+                                 identity[3]))
         self._known = seen  # forget the processes that ended
         return records
 
-    def _identify(self, entry: str, comm: bytes) -> tuple[bytes, str, str] | None:
+    def _identify(self, entry: str, comm: bytes, start_ticks: bytes) -> tuple[bytes, str, str, float, int] | None:
+        """What stays the same while the process runs the same program: its name, owner, start time and pid."""
         try:
             uid = os.stat(f'{self.proc}/{entry}').st_uid
         except OSError:
@@ -111,7 +108,7 @@ class ProcfsScanner:
         name = comm.decode(errors='replace')
         if len(comm) >= _COMM_LIMIT:
             name = self._long_name(entry, name)
-        return comm, name, self._user(uid)
+        return comm, name, self._user(uid), self._boot_time + int(start_ticks) / self._ticks, int(entry)
 
     def _long_name(self, entry: str, comm: str) -> str:
         """The program's full name when the kernel cut it short (as psutil's ``name()`` does)."""

@@ -94,15 +94,14 @@ MIGRATIONS: list[str] = [
         gpu_temperature_max REAL
     );
     CREATE TABLE history_processes (
-        t INTEGER NOT NULL,
+        id INTEGER PRIMARY KEY,
         pid INTEGER NOT NULL,
         name TEXT NOT NULL,
         username TEXT NOT NULL,
-        cpu REAL,
+        cpu INTEGER,
         memory INTEGER NOT NULL,
         gpu_memory INTEGER
     );
-    CREATE INDEX history_processes_by_time ON history_processes(t);
     ''',
 ]
 

@@ -42,8 +42,8 @@ TABLES: dict[str, dict[str, tuple[Kinds, bool]]] = {
                         **{column: kind for name in ('gpu', 'gpu_memory', 'gpu_temperature')
                            for column, kind in ((f'{name}_samples', (_INT, False)), (name, (_REAL, True)),
                                                 (f'{name}_max', (_REAL, True)))}},
-    'history_processes': {'t': (_INT, False), 'pid': (_INT, False), 'name': (_TEXT, False),
-                          'username': (_TEXT, False), 'cpu': (_REAL, True), 'memory': (_INT, False),
+    'history_processes': {'id': (_INT, False), 'pid': (_INT, False), 'name': (_TEXT, False),
+                          'username': (_TEXT, False), 'cpu': (_INT, True), 'memory': (_INT, False),
                           'gpu_memory': (_INT, True)},
 }
 RECOVERED_TITLE = 'Recovered conversation'

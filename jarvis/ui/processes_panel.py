@@ -1,6 +1,6 @@
 """The Processes panel of the System view: the processes that use the most, sortable, with a filter box.
 
-While the panel is shown in a connected window it holds a demand on the process scans (every 5 s);
+While the panel is shown in a connected window it holds a demand on the process scans (every 10 s);
 each scan arrives as a ``processes`` event and replaces the table's rows in place. Sorting (a click on a
 column) and filtering pick the rows on the server from the whole scan, so "the top 20 by memory" or
 "every process called chrome" are right, not a re-ordering of the rows already shown.
