@@ -78,6 +78,8 @@ def test_a_cpu_burner_shows_in_the_processes_panel(server: AppServer, browser) -
     burner = start_burner('panel-burner')
     try:
         browser.get(server.url)
+        wait_for(lambda: text_of(browser, 'cpu-value').endswith('%'), message='no CPU value')
+        browser.execute_script('document.querySelector(\'[data-testid="processes-panel"]\').scrollIntoView()')
         wait_for(lambda: text_of(browser, 'processes-summary').startswith('Top'), timeout=30,
                  message='the Processes panel never showed a scan')
         box = browser.find_element(By.CSS_SELECTOR, '[data-testid="processes-filter"]')

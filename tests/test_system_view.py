@@ -297,11 +297,23 @@ async def test_gpu_memory_column_only_with_a_gpu_and_na_where_the_driver_refuses
     assert [r['gpu_memory_text'] for r in table_rows(user)] == ['40.0 GiB', '', 'n/a']
 
 
+def panel_in_view(user: User, in_view: bool = True) -> None:
+    """What the page reports when the panel scrolls into view (or out of it, or the tab is hidden)."""
+    user.find(marker='processes-panel').trigger('panelvisibility', {'detail': in_view})
+
+
 async def test_a_window_that_shows_the_panel_holds_a_demand_until_it_leaves(jarvis: Harness, user: User) -> None:
     monitor = jarvis.services.system.processes
     await user.open('/')
+    await asyncio.sleep(0.2)
+    assert [d.name for d in monitor.demands()] == ['history recorder'], 'the panel is not in view yet'
+    panel_in_view(user)
     await eventually(lambda: any(d.name.startswith('processes panel') for d in monitor.demands()))
     assert monitor.wanted_interval() == PANEL_INTERVAL_S
+    panel_in_view(user, False)  # scrolled away, or the tab was hidden
+    await eventually(lambda: [d.name for d in monitor.demands()] == ['history recorder'])
+    panel_in_view(user)
+    await eventually(lambda: len(monitor.demands()) == 2)
     user.find(marker='nav-chat').click()
     await eventually(lambda: [d.name for d in monitor.demands()] == ['history recorder'])
     assert monitor.wanted_interval() == 60.0, 'only the recorder asks: a scan a minute'
@@ -309,6 +321,7 @@ async def test_a_window_that_shows_the_panel_holds_a_demand_until_it_leaves(jarv
 
 async def test_the_panel_shows_the_real_processes(jarvis: Harness, user: User) -> None:
     await user.open('/')
+    panel_in_view(user)
     user.find(marker='processes-filter').type(str(os.getpid()))
     await eventually(lambda: os.getpid() in [r['pid'] for r in table_rows(user)])
     mine = next(r for r in table_rows(user) if r['pid'] == os.getpid())

@@ -1,7 +1,9 @@
 """The Processes panel of the System view: the processes that use the most, sortable, with a filter box.
 
-While the panel is shown in a connected window it holds a demand on the process scans (every 10 s);
-each scan arrives as a ``processes`` event and replaces the table's rows in place. Sorting (a click on a
+While the panel is in view in a connected window (on screen, in a tab or window that is not hidden) it
+holds a demand on the process scans (every 10 s): a panel scrolled out of sight, a hidden tab or a
+minimised window costs no scan. Each scan arrives as a ``processes`` event and replaces the table's
+rows in place. Sorting (a click on a
 column) and filtering pick the rows on the server from the whole scan, so "the top 20 by memory" or
 "every process called chrome" are right, not a re-ordering of the rows already shown.
 """
@@ -19,6 +21,26 @@ from .markers import mark
 
 ROWS = 20
 CONNECT_TIMEOUT_S = 30.0
+VISIBILITY_EVENT = 'panelvisibility'
+
+# Reports to the server whether the panel is in view: when it scrolls in or out of the viewport, and when the
+# tab or window is hidden or shown. It stops by itself once the panel has left the page.
+_WATCH_VISIBILITY_JS = '''
+(() => {
+  const element = getHtmlElement(%d);
+  if (!element) return;
+  let inViewport = false;
+  let last = null;
+  const report = () => {
+    if (!element.isConnected) { observer.disconnect(); document.removeEventListener('visibilitychange', report); return; }
+    const shown = inViewport && document.visibilityState === 'visible';
+    if (shown !== last) { last = shown; element.dispatchEvent(new CustomEvent('%s', {detail: shown})); }
+  };
+  const observer = new IntersectionObserver(entries => { inViewport = entries[entries.length - 1].isIntersecting; report(); });
+  observer.observe(element);
+  document.addEventListener('visibilitychange', report);
+})()
+'''
 
 # Quasar sorts the rows it is given by ``field`` (the raw number) and shows ``format`` (the text)
 _COLUMNS: list[dict[str, Any]] = [
@@ -40,8 +62,9 @@ class ProcessesPanel:
         self.descending = True
         self.filter = ''
         self.snapshot: ProcessSnapshot | None = None
+        self.in_view = False  # until the page says so
         self._gpu_column: bool | None = None
-        with ui.card().classes('w-full') as self.root:
+        with mark(ui.card().classes('w-full'), 'processes-panel') as self.root:
             with ui.row().classes('w-full items-center gap-3'):
                 ui.label('Processes').classes('text-base font-medium')
                 self.summary = mark(ui.label('Reading the processes…').classes('text-xs opacity-60'),
@@ -56,20 +79,27 @@ class ProcessesPanel:
                 on_pagination_change=lambda e: self.set_sort(e.value.get('sortBy'), e.value.get('descending')),
             ).props('flat dense hide-pagination').classes('w-full'), 'processes-table')
         self.demand = system.watch_processes(name=f'processes panel {live.client.id[:8]}',
-                                             active=lambda: live.connected, ended=lambda: self.root.is_deleted)
+                                             active=lambda: live.connected and self.in_view,
+                                             ended=lambda: self.root.is_deleted)
+        self.root.on(VISIBILITY_EVENT, lambda e: self.set_in_view(_detail(e.args)), ['detail'])
         live.on(PROCESSES, self.show, owner=self.root)
         latest = system.latest_processes()
         if latest is not None:
             self.show(latest)
-        # the demand counts once the window's socket is up: say so then, and the scans start at once
-        client = live.client
-        background_tasks.create(self._when_connected(client), name='processes: first scan')
+        background_tasks.create(self._watch_visibility(live.client), name='processes: watch visibility')
 
-    async def _when_connected(self, client: Any) -> None:
+    async def _watch_visibility(self, client: Any) -> None:
+        """Once the window's socket is up, the page reports whether the panel is in view."""
         try:
             await client.connected(timeout=CONNECT_TIMEOUT_S)
-        except TimeoutError:  # NiceGUI's ClientConnectionTimeout
-            return  # the window never connected; the monitor looks at the demand again on its own
+        except TimeoutError:  # NiceGUI's ClientConnectionTimeout: the window never connected
+            return
+        if not self.root.is_deleted:
+            client.run_javascript(_WATCH_VISIBILITY_JS % (self.root.id, VISIBILITY_EVENT))
+
+    def set_in_view(self, in_view: bool) -> None:
+        """The panel came into view (scans start at once) or left it (they stop)."""
+        self.in_view = in_view
         self.demand.changed()
 
     def show(self, snapshot: ProcessSnapshot) -> None:
@@ -98,6 +128,10 @@ class ProcessesPanel:
         if rows != self.table.rows:
             self.table.rows = rows
         self.summary.set_text(summary(snapshot, len(chosen), min(len(chosen), ROWS), self.sort, self.filter))
+
+
+def _detail(args: Any) -> bool:
+    return bool(args.get('detail')) if isinstance(args, dict) else bool(args)
 
 
 def _columns(*, gpu: bool) -> list[dict[str, Any]]:
