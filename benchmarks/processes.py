@@ -62,7 +62,7 @@ def measure_one(procs: Processes, subject: str, *, warmup: float, window: float,
 
 def run(procs: Processes, *, quick: bool, repeat: int | None = None, window: float | None = None,
         warmup: float | None = None, processes: int | None = None) -> dict[str, Any]:
-    repeat = repeat or (1 if quick else 3)
+    repeat = repeat or (1 if quick else 2)
     window = window or (30.0 if quick else 60.0)
     warmup = warmup if warmup is not None else 8.0
     extra = processes if processes is not None else 300

@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument('--chat-repeat', type=int, default=None, help='chat: answers of each subject per phase (6)')
     group.add_argument('--max-tokens', type=int, default=128, help='chat: max_tokens of every answer (128)')
     group.add_argument('--scan-window', type=float, default=None, help='processes: seconds measured per subject (60)')
-    group.add_argument('--scan-repeat', type=int, default=None, help='processes: repetitions of each subject (3)')
+    group.add_argument('--scan-repeat', type=int, default=None, help='processes: repetitions of each subject (2)')
     group.add_argument('--scan-processes', type=int, default=None,
                        help='processes: sleeping processes started besides the machine\'s own (300)')
     group.add_argument('--history-every', type=float, default=None,

@@ -1,8 +1,8 @@
 """The Processes panel of the System view: the processes that use the most, sortable, with a filter box.
 
-While the panel is in view in a connected window (on screen, in a tab or window that is not hidden) it
-holds a demand on the process scans (every 10 s): a panel scrolled out of sight, a hidden tab or a
-minimised window costs no scan. Each scan arrives as a ``processes`` event and replaces the table's
+While the panel is in view in a connected window (in the viewport, in a page the browser does not
+report as hidden) it holds a demand on the process scans (every 10 s): a panel scrolled out of sight or
+a hidden tab costs no scan. Each scan arrives as a ``processes`` event and replaces the table's
 rows in place. Sorting (a click on a
 column) and filtering pick the rows on the server from the whole scan, so "the top 20 by memory" or
 "every process called chrome" are right, not a re-ordering of the rows already shown.
