@@ -38,7 +38,8 @@ class HistoryChart:
         self.loaded: str | None = None  # the range the chart shows (None while the first one loads)
         with ui.card().classes('w-full') as self.root:
             with ui.row().classes('w-full items-center gap-3'):
-                ui.label('History').classes('text-base font-medium')
+                ui.label('History').classes('text-base font-medium') \
+                    .tooltip('Zoom with the slider under the chart, or Ctrl and the mouse wheel; drag to move')
                 self.caption = mark(ui.label('Loading…').classes('text-xs opacity-60'), 'history-caption')
                 ui.space()
                 self.toggle = mark(ui.toggle(RANGE_LABELS, value=self.range,
@@ -131,7 +132,8 @@ def chart_options() -> dict[str, Any]:
             {'type': 'value', 'min': 0, 'position': 'right', 'show': False,
              'axisLabel': {**grey, 'formatter': '{value} °C'}, 'splitLine': {'show': False}},
         ],
-        'dataZoom': [{'type': 'inside', 'start': 0, 'end': 100},
+        # the mouse wheel zooms only with Ctrl held: without it, it scrolls the page past the chart
+        'dataZoom': [{'type': 'inside', 'start': 0, 'end': 100, 'zoomOnMouseWheel': 'ctrl'},
                      {'type': 'slider', 'start': 0, 'end': 100, 'height': 16, 'bottom': 4}],
         'series': [{'name': name, 'type': 'line', 'showSymbol': False, 'connectNulls': False, 'yAxisIndex': axis,
                     'sampling': 'lttb', 'data': []} for name, _, axis in SERIES],
