@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar, Literal, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 from ..events import Payload
 from ..hub import Hub
@@ -28,7 +28,7 @@ from .waiting import wait_or_timeout
 log = logging.getLogger(__name__)
 
 PROCESSES = 'processes'  # the hub event's wire name
-# a window that shows the Processes panel. A scan of 400 processes costs about 7.7 ms of CPU on the 2-core
+# a window that shows the Processes panel. A scan of 400 processes costs about 8 ms of CPU on the 2-core
 # benchmark machine when it comes every few seconds (the kernel's and the CPU's caches are cold by then):
 # every 10 s that is 0.08 % of one core, within the 0.1 % the monitor may spend on it (benchmarks/processes.py)
 PANEL_INTERVAL_S = 10.0
@@ -36,7 +36,6 @@ MIN_CPU_WINDOW_S = 0.25  # a CPU % over a shorter window is mostly noise
 # a script's question is answered from the last scan while it is this fresh
 FRESH_S = PANEL_INTERVAL_S * 1.5
 
-ProcessSort = Literal['cpu', 'memory', 'gpu_memory']
 SORTS: tuple[str, ...] = ('cpu', 'memory', 'gpu_memory')
 SORTABLE = frozenset((*SORTS, 'pid', 'name', 'user', 'memory_percent'))
 
