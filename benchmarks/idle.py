@@ -2,7 +2,10 @@
 
 One headless Chromium shows the live system monitor, refreshing every 2 s: the app's System view
 (``jarvis --no-open ... --no-default-model``) against Glances' web UI (``glances -w -t 2``), with
-Glances' process list on and off. After a warm-up, the CPU time (user+sys) of the server's process
+Glances' process list on and off. The app runs as it always does: the history recorder writes every
+sample to its database (in one batch a minute) and scans the processes once a minute for it; the System
+view's Processes panel has them scanned every 10 s while it is in view (each run records whether it was,
+in the browser's 1400×1000 window without scrolling). After a warm-up, the CPU time (user+sys) of the server's process
 tree and its RSS are measured over a window. Chromium is a separate process tree: its own CPU is not
 counted. The subjects take turns (app, Glances, Glances without processes, then again), so that a
 change in the machine's background load hits all of them alike.
@@ -55,6 +58,14 @@ def _app_ready(driver: Any) -> bool:
     return str(text).strip().endswith('%')
 
 
+PANEL_IN_VIEW_JS = '''
+const panel = document.querySelector('[data-testid="processes-panel"]');
+if (!panel) return null;
+const box = panel.getBoundingClientRect();
+return box.top < window.innerHeight && box.bottom > 0;
+'''
+
+
 def _glances_ready(driver: Any) -> bool:
     return bool(driver.execute_script(
         'const e = document.getElementById("cpu"); return !!e && e.innerText.includes("%")'))
@@ -92,6 +103,7 @@ def measure_one(procs: Processes, subject: str, *, warmup: float, window: float,
         count = (lambda: int(driver.execute_script('return window.__benchUpdates'))) if subject == 'app' \
             else (lambda: _glances_polls(driver))
         before = count()
+        panel_in_view = driver.execute_script(PANEL_IN_VIEW_JS) if subject == 'app' else None
         usage = measure_tree(process.pid, window)
         updates = count() - before
         if process.poll() is not None:
@@ -106,6 +118,7 @@ def measure_one(procs: Processes, subject: str, *, warmup: float, window: float,
             'rss_mib_median': sorted(usage.rss_samples)[len(usage.rss_samples) // 2] / 2**20,
             'processes_in_tree': usage.processes,
             'page_updates_per_min': updates / usage.seconds * 60.0,
+            'processes_panel_in_view': panel_in_view,
         }
     finally:
         if driver is not None:

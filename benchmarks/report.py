@@ -131,7 +131,43 @@ def rows(results: dict[str, Any]) -> list[list[str]]:
                       _spread(data['direct_first_token_s'], 3), NA, NA, NA])
     elif chat:
         table.append(['Chat', 'failed: ' + chat.get('error', '?'), NA, NA, NA, NA, 'not measured'])
+
+    scan = bench.get('processes')
+    if scan and 'stats' in scan:
+        s, t, settings = scan['stats'], scan['targets'], scan['settings']
+        n = settings['repeat']
+        where = (f'Process scan every {settings["interval_s"]:g} s, {settings["processes_scanned"]} processes '
+                 f'({n}× {settings["window_s"]:g} s)')
+        table.append([where, 'CPU added, % of one core (/proc fast path)',
+                      _spread(s['procfs']['added_core_percent'], 3), NA, NA,
+                      _target_text(t['added_core_percent'], ' %'), _met(t['added_core_percent'])])
+        table.append([where, 'CPU per scan, ms: /proc fast path vs psutil.process_iter (other platforms)',
+                      _spread(s['procfs']['ms_per_scan'], 2), _spread(s['psutil']['ms_per_scan'], 2),
+                      _num(ratio_of(s['procfs']['ms_per_scan'], s['psutil']['ms_per_scan']), 3), NA, NA])
+    elif scan:
+        table.append(['Process scan', 'failed: ' + scan.get('error', '?'), NA, NA, NA, NA, 'not measured'])
+
+    past = bench.get('history')
+    if past and 'size' in past:
+        size, t, settings = past['size'], past['targets'], past['settings']
+        table.append([f'History, {settings["days"]:g} simulated days, a sample every {settings["sample_every_s"]:g} s',
+                      'Database size, MB (after a WAL checkpoint)', _num(size['db_bytes'] / 1e6, 1), NA, NA,
+                      _target_text(t['size_mb'], ' MB'), _met(t['size_mb'])])
+        for name, label in (('7d', '7 days'), ('30d', '30 days')):
+            goal = t.get(f'draw_{name}_ms')
+            table.append([f'History chart ({settings["repeat"]}×), Chromium',
+                          f'Click → {label} drawn, ms ({past["drawing"]["points"].get(name, NA)} points per series)',
+                          _spread(past['stats'][name], 0), NA, NA,
+                          _target_text(goal, ' ms') if goal else NA, _met(goal) if goal else NA])
+    elif past:
+        table.append(['History', 'failed: ' + past.get('error', '?'), NA, NA, NA, NA, 'not measured'])
     return table
+
+
+def ratio_of(first: dict[str, Any] | None, second: dict[str, Any] | None) -> float | None:
+    if not first or not second or not first.get('n') or not second.get('n') or not second['p50']:
+        return None
+    return first['p50'] / second['p50']
 
 
 def _spread_range(stats: dict[str, Any]) -> str:

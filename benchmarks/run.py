@@ -11,6 +11,8 @@ Benchmarks (each measures J.A.R.V.I.S. and its peer side by side, taking turns, 
            1 and 3 browser windows
   startup  launch to the first page served, against glances -w
   chat     tokens/s of the Gemma GGUF through the app, against llama-cpp-python directly
+  processes  CPU cost of the process scan at the Processes panel's cadence, a few hundred processes running
+  history  database size after 30 simulated days; time to draw the 7-day and 30-day chart in Chromium
 
 Every process started here (servers, Glances, Chromium) is ended on success, error and Ctrl+C.
 Results: benchmarks/results/latest.{json,md} (a --quick run: latest-quick.{json,md}).
@@ -32,10 +34,10 @@ if __package__ in (None, ''):  # run as a script: python benchmarks/run.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     __package__ = 'benchmarks'  # pylint: disable=redefined-builtin
 
-from benchmarks import chat, fanout, idle, report, startup  # noqa: E402
+from benchmarks import chat, fanout, history, idle, processes, report, startup  # noqa: E402
 from benchmarks.common import BENCH_DIR, Processes, log, machine_info, modified_since, source_state  # noqa: E402
 
-ALL = ('idle', 'fanout', 'startup', 'chat')
+ALL = ('idle', 'fanout', 'startup', 'chat', 'processes', 'history')
 
 
 def _int_list(text: str) -> list[int]:
@@ -63,6 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument('--startup-repeat', type=int, default=None, help='startup: launches of each subject (5)')
     group.add_argument('--chat-repeat', type=int, default=None, help='chat: answers of each subject per phase (6)')
     group.add_argument('--max-tokens', type=int, default=128, help='chat: max_tokens of every answer (128)')
+    group.add_argument('--scan-window', type=float, default=None, help='processes: seconds measured per subject (60)')
+    group.add_argument('--scan-repeat', type=int, default=None, help='processes: repetitions of each subject (2)')
+    group.add_argument('--scan-processes', type=int, default=None,
+                       help='processes: sleeping processes started besides the machine\'s own (300)')
+    group.add_argument('--history-every', type=float, default=None,
+                       help='history: seconds between simulated samples (2; --quick: 10)')
+    group.add_argument('--chart-repeat', type=int, default=None, help='history: times each range is drawn (10)')
     return parser
 
 
@@ -116,6 +125,11 @@ def main(argv: list[str] | None = None) -> int:
                                          rates=[float(r) for r in args.rates] if args.rates else None)
                 elif benchmark == 'startup':
                     outcome = startup.run(procs, quick=args.quick, repeat=args.startup_repeat, models_dir=models_dir)
+                elif benchmark == 'processes':
+                    outcome = processes.run(procs, quick=args.quick, repeat=args.scan_repeat, window=args.scan_window,
+                                            processes=args.scan_processes)
+                elif benchmark == 'history':
+                    outcome = history.run(procs, quick=args.quick, every=args.history_every, repeat=args.chart_repeat)
                 else:
                     outcome = chat.run(procs, quick=args.quick, repeat=args.chat_repeat, max_tokens=args.max_tokens,
                                        models_dir=models_dir)
@@ -163,11 +177,29 @@ def _notes(results: dict[str, Any]) -> list[str]:
     if 'idle' in bench and 'settings' in bench['idle']:
         notes.append('Idle: CPU is user+sys of the server process and all its descendants (psutil), over the '
                      'window after the warm-up, with one headless Chromium connected; Chromium itself is not '
-                     'counted. RSS is the peak of 1-s samples of the tree. Glances without its process list: '
+                     'counted. The app records its history (always on, with a process scan a minute); its Processes panel '
+                     'has the processes scanned every 10 s only while it is in view, which it was '
+                     + ('' if any(r.get('processes_panel_in_view') for r in bench['idle'].get('runs', [])) else 'not ')
+                     + 'in the browser\'s window. RSS is the peak of 1-s samples of the tree. Glances without its process list: '
                      '--disable-process alone only hides it in the terminal UI of Glances 4.5.8 (its web server '
                      'still gathers it and sends it in /api/4/all), so the plugins processcount, processlist and '
                      'programlist are disabled too. Readiness is polled on /api/hub/stats for the app and on / for '
                      'Glances, so that no page is fetched without the browser that shows it.')
+    if 'processes' in bench and 'stats' in bench['processes']:
+        settings = bench['processes']['settings']
+        notes.append(f'Processes: the scan worker (benchmarks/scan_worker.py) runs the app\'s ProcessMonitor alone, '
+                     f'with one demand every {settings["interval_s"]:g} s as a window showing the Processes panel '
+                     f'takes it; its CPU time minus that of the same worker without a demand is the scan\'s cost. '
+                     f'{settings["extra_processes"]} sleeping processes ran besides the machine\'s own '
+                     f'({settings["processes_scanned"]} scanned).')
+    if 'history' in bench and 'size' in bench['history']:
+        size = bench['history']['size']
+        notes.append(f'History: {size["simulated_days"]:g} days recorded by the app\'s own recorder on a simulated '
+                     f'clock, a sample every {size["sample_every_s"]:g} s with GPU readings, and each minute the most '
+                     f'process rows a minute can get ({size["process_rows_per_minute"]:.0f}); the size is the '
+                     'database file after a WAL checkpoint. Drawing is timed in the page, from the click on the '
+                     'range to ECharts\' finished event with that range\'s data, on the app started on that '
+                     'database.')
     if 'fanout' in bench and 'websocket' in bench['fanout']:
         notes.append('Fan-out: the WebSocket clients run in the benchmark process on the same two cores as the '
                      'server, so their own scheduling delay is part of the latency and of the highest rate. '

@@ -14,7 +14,7 @@ from .assistant.completions import Completions
 from .config import Settings
 from .events import Event, Notification
 from .hub import Hub
-from .metrics import MetricsSampler
+from .metrics import SystemMonitor
 from .models.manager import ModelManager
 from .plugins.manager import PluginManager
 from .plugins.records import PluginRecords
@@ -52,7 +52,9 @@ class Services:
         self.db = opened.db
         self.store = SettingsStore(self.db)
         self.preferences = Preferences(self.store)
-        self.sampler = MetricsSampler(self.hub, interval=settings.metrics_interval)
+        # live samples, processes and the history; ``sampler`` stays for the parts that need samples only
+        self.system = SystemMonitor(self.hub, self.db, interval=settings.metrics_interval)
+        self.sampler = self.system.sampler
         self.models = ModelManager(self.hub, settings, self.store)
         self.plugins = PluginManager(self.hub, self.db, settings, self.store, metrics=self.sampler.current)
         self.assistant = Assistant(self.hub, self.db, self.store, settings, self.models, self.plugins)
@@ -105,7 +107,7 @@ class Services:
         await self.plugins.start()
         await self.assistant.start()
         await self.alerts.start()  # before the sampler: its first sample is checked too
-        await self.sampler.start()
+        await self.system.start()
         # the last model loads in the background: the window opens at once and the chat says
         # "no model loaded" for the second or two it takes
         self._restore = asyncio.get_running_loop().create_task(self.models.restore(), name='restore model')
@@ -130,9 +132,11 @@ class Services:
             if self._restore is not None and not self._restore.done():
                 self._restore.cancel()
 
+        # the metrics before the models: their stop writes the history still in memory, which must not wait
+        # behind a model that is slow to unload
         steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
             ('assistant', self.assistant.stop), ('model restore', cancel_restore), ('plugins', self.plugins.stop),
-            ('models', self.models.close), ('alerts', self.alerts.stop), ('metrics', self.sampler.stop)]
+            ('alerts', self.alerts.stop), ('metrics', self.system.stop), ('models', self.models.close)]
         try:
             await asyncio.wait_for(_run_each(steps), STOP_TIMEOUT_S)
         except asyncio.TimeoutError:

@@ -15,6 +15,8 @@ from jarvis import events
 from jarvis.hub import Hub
 from jarvis.metrics import MetricsSampler, NvmlGpuReader, PsutilReader
 
+from .helpers.waiting import eventually
+
 
 class NVMLError(Exception):
     pass
@@ -169,26 +171,35 @@ async def test_nvml_initialised_once_and_shut_down_at_stop() -> None:
     assert (nvml.inits, nvml.shutdowns) == (1, 1)
 
 
-async def test_sampling_runs_only_while_a_window_is_connected() -> None:
+async def test_the_sampler_is_calm_without_a_window_and_at_full_rate_with_one() -> None:
     hub = Hub()
-    sampler = MetricsSampler(hub, interval=0.02, gpus=NvmlGpuReader(FakeNvml()))
+    sampler = MetricsSampler(hub, interval=0.02, calm_interval=3600, gpus=NvmlGpuReader(FakeNvml()))
     await sampler.start()
     try:
+        await eventually(lambda: sampler.samples_taken == 1)  # sampling never stops: one at start ...
         await asyncio.sleep(0.3)
-        assert sampler.samples_taken == 0, 'no window: the sampler idles'
+        assert sampler.samples_taken == 1, '... then the calm rate (an hour here) while no window is open'
+        assert sampler.current_interval() == 3600
         window = hub.subscribe(name='window')
-        window.viewer = True  # the window's socket connected
-        for _ in range(300):
-            if sampler.samples_taken >= 3:
-                break
-            await asyncio.sleep(0.01)
-        assert sampler.samples_taken >= 3
+        window.viewer = True  # the window's socket connected: the full rate at once, not after the calm wait
+        await eventually(lambda: sampler.samples_taken >= 4)
         assert hub.latest(events.SYSTEM_METRICS) is not None
         window.close()  # the last window left
         await asyncio.sleep(0.1)
         taken = sampler.samples_taken
         await asyncio.sleep(0.3)
-        assert sampler.samples_taken == taken, 'sampling stopped after the last window left'
+        assert sampler.samples_taken == taken, 'calm again after the last window left'
+    finally:
+        await sampler.stop()
+
+
+async def test_samples_keep_coming_while_no_window_is_open() -> None:
+    hub = Hub()
+    sampler = MetricsSampler(hub, interval=0.01, calm_interval=0.05, gpus=NvmlGpuReader(FakeNvml()))
+    await sampler.start()
+    try:
+        await eventually(lambda: sampler.samples_taken >= 4)
+        assert hub.viewer_count == 0
     finally:
         await sampler.stop()
 

@@ -3,7 +3,11 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import math
+import os
+import time
 
+import psutil
 import pytest
 from nicegui import ui
 from nicegui.testing.user import User
@@ -11,26 +15,28 @@ from nicegui.testing.user import User
 from jarvis import events
 from jarvis.config import Settings
 from jarvis.events import GpuReading, SystemMetrics
+from jarvis.metrics import history_store
+from jarvis.metrics.history_store import Aggregate, HistoryBatch, HistoryPoint, HistoryRange, HistorySample
+from jarvis.metrics.processes import PANEL_INTERVAL_S, ProcessInfo, ProcessSnapshot
 from jarvis.ui import live, notifications
+from jarvis.ui.history_chart import series_data
 
 from .conftest import Harness
-
-REAL_SAMPLER = 'real_sampler'  # a test with this mark gets the machine's own samples
+from .helpers.waiting import eventually
 
 
 @pytest.fixture
-def settings(settings: Settings, request: pytest.FixtureRequest) -> Settings:
-    # The other tests publish the samples the views must show; the real sampler would publish the
-    # machine's own in between. A long interval keeps a published sample fresh, so that a window
-    # opening asks for no new one, and the sampler itself is stopped in ``quiet``.
-    return settings if request.node.get_closest_marker(REAL_SAMPLER) else settings.with_changes(metrics_interval=60.0)
+def settings(settings: Settings) -> Settings:
+    """The real sampler takes its first sample and then stays quiet: a real sample that arrived between a
+    test's published one and its check would replace the value the test looks for."""
+    return settings.with_changes(metrics_interval=3600.0)
 
 
-@pytest.fixture(autouse=True)
-async def quiet(jarvis: Harness, request: pytest.FixtureRequest) -> None:
-    if not request.node.get_closest_marker(REAL_SAMPLER):
-        await jarvis.services.sampler.stop()
-        jarvis.services.hub.publish(sample(0.0))
+@pytest.fixture
+async def jarvis(jarvis: Harness) -> Harness:
+    """The app once its first real sample is out (it samples at start, with or without a window)."""
+    await eventually(lambda: jarvis.services.hub.latest(events.SYSTEM_METRICS) is not None)
+    return jarvis
 
 
 def sample(cpu: float, gpu: float | None = None, **extra: object) -> SystemMetrics:
@@ -126,7 +132,6 @@ async def test_values_update_in_place(jarvis: Harness, user: User) -> None:
     assert len(user.client.elements) == elements_before
 
 
-@pytest.mark.real_sampler
 async def test_real_sampler_feeds_the_view(jarvis: Harness, user: User) -> None:
     await user.open('/')
     for _ in range(100):  # the window connected, so the sampler (0.2 s here) starts
@@ -140,13 +145,17 @@ async def test_real_sampler_feeds_the_view(jarvis: Harness, user: User) -> None:
 async def test_history_chart_gets_a_point_per_tick(jarvis: Harness, user: User) -> None:
     await user.open('/')
     chart = user.find(marker='history-chart').elements.pop()
-    before = len(chart.options['series'][0]['data'])
-    jarvis.services.hub.publish(sample(33.0, gpu=None))
+    await eventually(lambda: label_text(user, 'history-caption') != 'Loading…')  # the 5-minute range is there
+    published = sample(33.0, gpu=None)
+    jarvis.services.hub.publish(published)
     await wait_text(user, 'cpu-value', '33%')
-    cpu_series, _, gpu_series = chart.options['series']
-    assert len(cpu_series['data']) == before + 1
-    assert cpu_series['data'][-1][1] == 33.0
-    assert gpu_series['data'][-1][1] is None, 'a gap in the chart, not a fake 0'
+    series = chart.options['series']
+    assert [s['name'] for s in series] == ['CPU', 'Memory', 'GPU', 'GPU memory', 'GPU °C']
+    at = int(published.timestamp * 1000)
+    points = {s['name']: next(p for p in s['data'] if p[0] == at) for s in series}
+    assert points['CPU'][1] == 33.0 and points['Memory'][1] == 42.0
+    assert points['GPU'][1] is None and points['GPU °C'][1] is None, 'a gap in the chart, not a fake 0'
+    assert all(len(s['data']) == len(series[0]['data']) for s in series)
 
 
 @pytest.mark.allow_errors
@@ -217,3 +226,140 @@ async def test_theme_defaults_to_dark_and_persists(jarvis: Harness, user: User) 
     other = jarvis.new_user()
     await other.open('/')
     assert other.find(kind=ui.dark_mode).elements.pop().value is False
+
+
+# --- the Processes panel ------------------------------------------------------------------------
+
+def process(pid: int, name: str, cpu: float | None, memory: int, gpu: int | None = None) -> ProcessInfo:
+    return ProcessInfo(pid=pid, name=name, user='tony', cpu=cpu, memory=memory, memory_percent=None,
+                       gpu_memory=gpu, cpu_time=0.0, started=0.0)
+
+
+def scan(processes: list[ProcessInfo], gpu_status: str = 'no NVIDIA driver') -> ProcessSnapshot:
+    return ProcessSnapshot(processes=processes, count=len(processes), cpu_window_s=5.0, gpu_status=gpu_status)
+
+
+THIRTY = [process(1000 + i, f'proc{i}', float(i), (30 - i) * 2**20) for i in range(30)]
+
+
+def table_rows(user: User) -> list[dict]:
+    return user.find(marker='processes-table').elements.pop().rows
+
+
+async def open_with_scans_paused(jarvis: Harness, user: User) -> None:
+    """The System view, with the app's own scans stopped: the panel shows only what the test publishes."""
+    await jarvis.services.system.processes.stop()
+    await user.open('/')
+
+
+async def test_processes_panel_shows_the_top_by_cpu_and_sorts_on_a_column_click(jarvis: Harness, user: User) -> None:
+    await open_with_scans_paused(jarvis, user)
+    jarvis.services.hub.publish(scan(THIRTY))
+    await eventually(lambda: len(table_rows(user)) == 20)
+    rows = table_rows(user)
+    assert [r['name'] for r in rows[:3]] == ['proc29', 'proc28', 'proc27'], 'most CPU first'
+    assert rows[0]['cpu_text'] == '29%' and rows[-1]['cpu_text'] == '10%' and rows[0]['memory_text'] == '1.0 MiB'
+    assert label_text(user, 'processes-summary').startswith('Top 20 of 30 processes, by cpu')
+    table = user.find(marker='processes-table')
+    table.trigger('update:pagination', {'sortBy': 'memory', 'descending': True, 'rowsPerPage': 0})
+    await eventually(lambda: table_rows(user)[0]['name'] == 'proc0')
+    assert [r['pid'] for r in table_rows(user)] == [1000 + i for i in range(20)], 'the top 20 of the whole scan'
+    table.trigger('update:pagination', {'sortBy': 'name', 'descending': False, 'rowsPerPage': 0})
+    await eventually(lambda: table_rows(user)[0]['name'] == 'proc0' and table_rows(user)[1]['name'] == 'proc1')
+
+
+async def test_the_filter_box_searches_the_whole_scan(jarvis: Harness, user: User) -> None:
+    await open_with_scans_paused(jarvis, user)
+    quiet = process(4242, 'needle-daemon', 0.0, 1024)
+    jarvis.services.hub.publish(scan([*THIRTY, quiet]))
+    await eventually(lambda: len(table_rows(user)) == 20)
+    assert 4242 not in [r['pid'] for r in table_rows(user)]
+    user.find(marker='processes-filter').type('NEEDLE')
+    await eventually(lambda: [r['pid'] for r in table_rows(user)] == [4242])
+    assert table_rows(user)[0]['cpu_text'] == '0.0%'
+    assert label_text(user, 'processes-summary').startswith('1 of 31 processes match')
+    user.find(marker='processes-filter').clear().type('1002')  # a PID
+    await eventually(lambda: [r['pid'] for r in table_rows(user)] == [1002])
+
+
+async def test_gpu_memory_column_only_with_a_gpu_and_na_where_the_driver_refuses(jarvis: Harness, user: User) -> None:
+    await open_with_scans_paused(jarvis, user)
+    table = user.find(marker='processes-table').elements.pop()
+    jarvis.services.hub.publish(scan(THIRTY[:3]))
+    await eventually(lambda: len(table_rows(user)) == 3)
+    assert 'gpu_memory' not in [c['name'] for c in table.columns], 'no GPU: no column'
+    assert 'GPU memory n/a: no NVIDIA driver' in label_text(user, 'processes-summary')
+    jarvis.services.hub.publish(scan([process(1, 'trainer', 90.0, 2**30, gpu=40 * 2**30),
+                                      process(2, 'shell', 1.0, 2**20, gpu=0),
+                                      process(3, 'wddm', 1.0, 2**20, gpu=None)], gpu_status='ok'))
+    await eventually(lambda: len(table_rows(user)) == 3 and table_rows(user)[0]['name'] == 'trainer')
+    assert 'gpu_memory' in [c['name'] for c in table.columns]
+    assert [r['gpu_memory_text'] for r in table_rows(user)] == ['40.0 GiB', '', 'n/a']
+
+
+def panel_in_view(user: User, in_view: bool = True) -> None:
+    """What the page reports when the panel scrolls into view (or out of it, or the tab is hidden)."""
+    user.find(marker='processes-panel').trigger('panelvisibility', {'detail': in_view})
+
+
+async def test_a_window_that_shows_the_panel_holds_a_demand_until_it_leaves(jarvis: Harness, user: User) -> None:
+    monitor = jarvis.services.system.processes
+    await user.open('/')
+    await asyncio.sleep(0.2)
+    assert [d.name for d in monitor.demands()] == ['history recorder'], 'the panel is not in view yet'
+    panel_in_view(user)
+    await eventually(lambda: any(d.name.startswith('processes panel') for d in monitor.demands()))
+    assert monitor.wanted_interval() == PANEL_INTERVAL_S
+    panel_in_view(user, False)  # scrolled away, or the tab was hidden
+    await eventually(lambda: [d.name for d in monitor.demands()] == ['history recorder'])
+    panel_in_view(user)
+    await eventually(lambda: len(monitor.demands()) == 2)
+    user.find(marker='nav-chat').click()
+    await eventually(lambda: [d.name for d in monitor.demands()] == ['history recorder'])
+    assert monitor.wanted_interval() == 60.0, 'only the recorder asks: a scan a minute'
+
+
+async def test_the_panel_shows_the_real_processes(jarvis: Harness, user: User) -> None:
+    await user.open('/')
+    panel_in_view(user)
+    user.find(marker='processes-filter').type(str(os.getpid()))
+    await eventually(lambda: os.getpid() in [r['pid'] for r in table_rows(user)])
+    mine = next(r for r in table_rows(user) if r['pid'] == os.getpid())
+    assert mine['name'] == psutil.Process().name() and mine['memory'] > 0
+
+
+# --- the history chart --------------------------------------------------------------------------
+
+def chart_of(user: User):  # type: ignore[no-untyped-def]
+    return user.find(marker='history-chart').elements.pop()
+
+
+async def test_a_week_of_history_is_drawn_from_the_minute_means(jarvis: Harness, user: User) -> None:
+    now = time.time()
+    minutes = []
+    for index in range(7 * 24 * 60):
+        minute = Aggregate(math.floor(now / 60) * 60 - 7 * 86400 + index * 60)
+        minute.add(HistorySample(minute.t, cpu=float(index % 100), memory=50.0, disk=1.0).values())
+        minutes.append(minute)
+    await jarvis.services.db.run(history_store.write, jarvis.services.db, HistoryBatch(minutes=minutes), now)
+    await user.open('/')
+    await eventually(lambda: label_text(user, 'history-caption') != 'Loading…')
+    user.find(marker='history-range').elements.pop().set_value('7d')
+    await eventually(lambda: 'means per 17 min' in label_text(user, 'history-caption'))
+    options = chart_of(user).options
+    cpu = options['series'][0]['data']
+    assert 500 <= len(cpu) <= 600, 'averaged on the server to what a chart shows'
+    assert [p[0] for p in cpu] == sorted(p[0] for p in cpu)
+    assert options['xAxis']['min'] == pytest.approx((now - 7 * 86400) * 1000, abs=5000)
+    assert all(p[1] is None for p in options['series'][2]['data']), 'no GPU: an empty series'
+    assert options['yAxis'][1]['show'] is False, 'no temperature axis without readings'
+    user.find(marker='history-range').elements.pop().set_value('5m')
+    await eventually(lambda: 'min' not in chart_of(user).options['xAxis'])
+
+
+def test_a_time_without_samples_is_a_gap_in_the_line() -> None:
+    points = [HistoryPoint(t, (10.0, 20.0, 1.0, None, None, None), (10.0, 20.0, 1.0, None, None, None))
+              for t in (0.0, 2.0, 4.0, 3600.0, 3602.0)]
+    data = series_data(HistoryRange(0.0, 3602.0, 'samples', None, points), 'cpu')
+    assert data == [[0, 10.0], [2000, 10.0], [4000, 10.0], [1802000, None], [3600000, 10.0], [3602000, 10.0]]
+    assert series_data(HistoryRange(0.0, 3602.0, 'samples', None, points), 'gpu')[0] == [0, None]

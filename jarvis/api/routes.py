@@ -21,6 +21,7 @@ from .. import __version__, events
 from ..alerts import RuleError, RuleNotFound, TooManyRules
 from ..assistant.assistant import ChatInputError
 from ..assistant.conversations import ConversationNotFound
+from ..metrics import HistoryRangeError
 from ..models.base import ModelError
 from ..plugins.manager import PluginError, PluginNotFound
 from ..services import Services, StartupError
@@ -33,10 +34,13 @@ from .schemas import (
     ConversationChange,
     ConversationId,
     ConversationIdInPath,
+    HistoryRangeName,
     LoadModelRequest,
     PluginSettingsRequest,
+    ProcessSort,
     SearchQuery,
     TogglePluginRequest,
+    UnixTime,
 )
 
 log = logging.getLogger(__name__)
@@ -78,8 +82,9 @@ async def _start_failed(connection: Request | WebSocket, problem: StartupError) 
 
 
 def _add_routes(app: APIRouter, services: Services) -> None:
-    assistant, models, plugins, hub, sampler, alerts = (services.assistant, services.models, services.plugins,
-                                                         services.hub, services.sampler, services.alerts)
+    assistant, models, plugins, hub, sampler, alerts, system = (
+        services.assistant, services.models, services.plugins, services.hub, services.sampler, services.alerts,
+        services.system)
 
     # --- system and hub ---------------------------------------------------------------------
 
@@ -87,6 +92,27 @@ def _add_routes(app: APIRouter, services: Services) -> None:
     async def system_status() -> dict:
         """The latest ``system_metrics`` (sampled now if the last sample is stale)."""
         return (await sampler.current()).to_dict()
+
+    @app.get('/api/system/processes', tags=['system'])
+    async def system_processes(
+            sort: ProcessSort = Query('cpu', description='What the processes are ranked by, most first.'),
+            limit: int = Query(20, ge=1, le=1000, description='How many processes.')) -> dict:
+        """The processes that use the most CPU (% of one core, since the previous scan), memory (resident
+        bytes) or GPU memory (bytes; null where the driver does not tell or there is no GPU)."""
+        return (await system.top_processes(sort, limit)).to_dict()
+
+    @app.get('/api/system/history', tags=['system'])
+    async def system_history(
+            range: HistoryRangeName | None = Query(None, description='A range ending now; default: 1h.'),  # noqa: A002
+            start: UnixTime | None = Query(None, alias='from', description='Start, Unix seconds (instead of range).'),
+            end: UnixTime | None = Query(None, alias='to', description='End, Unix seconds; default: now.'),
+            max_points: int = Query(1000, ge=2, le=5000, description='Most points per series.')) -> Any:
+        """The machine's history, oldest first: the last hour from its samples, older times from the minute
+        means and maxima (kept 30 days), averaged into at most ``max_points`` points per series."""
+        try:
+            return (await system.history_range(range, start, end, max_points)).to_dict()
+        except HistoryRangeError as problem:
+            return error(422, str(problem))
 
     @app.get('/api/hub/stats', tags=['system'])
     async def hub_stats() -> dict:

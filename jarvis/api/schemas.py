@@ -38,6 +38,13 @@ SearchQuery = Annotated[str, Query(min_length=1, max_length=200,
                         BeforeValidator(_valid_unicode)]
 
 
+# GET /api/system/processes and /api/system/history
+ProcessSort = Literal['cpu', 'memory', 'gpu_memory']
+HistoryRangeName = Literal['5m', '1h', '24h', '7d', '30d']
+# Unix seconds from 1970 to the year 5138: enough for any clock, and never NaN or infinite
+UnixTime = Annotated[float, Field(ge=0, le=1e11, allow_inf_nan=False)]
+
+
 class ChatRequest(BaseModel):
     message: str = Field(description='What to ask; at most 32,000 characters.', examples=['What time is it?'])
     conversation_id: ConversationId | None = Field(

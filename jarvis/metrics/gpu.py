@@ -4,6 +4,10 @@ NVML is initialised once and shut down at exit. Every field is read on its own: 
 refuses one field (fan speed answers NotSupported on datacenter GPUs) leaves that field ``None``
 ("n/a") while the others still show. No library, no driver or no GPU gives no readings and a
 status that says why — never a crash and never a fake 0.
+
+GPU memory per process comes from the compute and graphics process lists. Their calls are versioned
+(``_v3``, ``_v2``, then the first one), and an older driver or binding lacks the newer ones: the newest that
+exists is found once and kept, as nvitop does.
 """
 from __future__ import annotations
 
@@ -19,6 +23,9 @@ log = logging.getLogger(__name__)
 
 T = TypeVar('T')
 
+# the versions of nvmlDeviceGet{Compute,Graphics}RunningProcesses, newest first
+_PROCESS_CALL_SUFFIXES = ('_v3', '_v2', '')
+
 
 class NvmlGpuReader:
     """Reads every NVIDIA GPU through NVML. Blocking: call it off the event loop."""
@@ -30,6 +37,7 @@ class NvmlGpuReader:
         self._initialised = False
         self._started = False
         self._lock = threading.Lock()
+        self._process_call_suffix: dict[str, str] = {}  # 'Compute' / 'Graphics' -> the version that works
         self.status = 'not started'
 
     @property
@@ -90,6 +98,49 @@ class NvmlGpuReader:
             ))
         return readings
 
+    def process_memory(self) -> dict[int, int | None] | None:
+        """GPU memory per process id, in bytes, summed over every GPU (``None`` for a process whose memory the
+        driver does not tell, e.g. under WDDM). ``None`` when there is no GPU or the driver refuses the lists."""
+        if not self._started:
+            self.start()
+        usage: dict[int, int | None] = {}
+        listed = False
+        for handle in self._handles:
+            on_device: dict[int, int | None] = {}
+            for kind in ('Compute', 'Graphics'):
+                processes = self._running_processes(kind, handle)
+                if processes is None:
+                    continue
+                listed = True
+                for process in processes:
+                    pid, used = int(process.pid), _as_bytes(getattr(process, 'usedGpuMemory', None))
+                    # a process with a compute and a graphics context is listed twice for the same memory
+                    on_device[pid] = _larger(on_device[pid], used) if pid in on_device else used
+            for pid, used in on_device.items():
+                if pid not in usage:
+                    usage[pid] = used
+                else:  # on several GPUs: the sum, or n/a when one of them does not tell
+                    before = usage[pid]
+                    usage[pid] = None if before is None or used is None else before + used
+        return usage if listed else None
+
+    def _running_processes(self, kind: str, handle: Any) -> list[Any] | None:
+        nvml = self._nvml
+        known = self._process_call_suffix.get(kind)
+        for suffix in (known,) if known is not None else _PROCESS_CALL_SUFFIXES:
+            call = getattr(nvml, f'nvmlDeviceGet{kind}RunningProcesses{suffix}', None)
+            if call is None:  # an older binding
+                continue
+            try:
+                processes = list(call(handle))
+            except Exception as error:  # NotSupported, NoPermission (another user's processes), ...
+                if _function_missing(nvml, error):  # an older driver: try the previous version
+                    continue
+                return None
+            self._process_call_suffix[kind] = suffix
+            return processes
+        return None
+
     def shutdown(self) -> None:
         with self._lock:
             if self._initialised:
@@ -99,6 +150,7 @@ class NvmlGpuReader:
                     log.debug('nvmlShutdown failed: %s', error)
                 self._initialised = False
             self._handles = []
+            self._process_call_suffix = {}
             self._started = False
             self.status = 'stopped'
 
@@ -126,6 +178,21 @@ def _describe(error: Exception) -> str:
 
 def _text(value: str | bytes) -> str:
     return value.decode(errors='replace') if isinstance(value, bytes) else str(value)
+
+
+def _function_missing(nvml: Any, error: Exception) -> bool:
+    missing = getattr(nvml, 'NVMLError_FunctionNotFound', None)
+    return isinstance(missing, type) and isinstance(error, missing)
+
+
+def _as_bytes(value: Any) -> int | None:
+    return int(value) if value is not None else None
+
+
+def _larger(first: int | None, second: int | None) -> int | None:
+    if first is None or second is None:
+        return first if second is None else second
+    return max(first, second)
 
 
 def _as_float(value: Any) -> float | None:

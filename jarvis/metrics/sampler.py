@@ -1,4 +1,7 @@
-"""Samples the machine every few seconds while at least one window is connected."""
+"""Samples the machine: every 2 s while a window is connected, at a calm rate (every 10 s) while none is.
+
+Sampling never stops: the history recorder keeps what the machine did also while no window is open.
+"""
 from __future__ import annotations
 
 import asyncio
@@ -10,29 +13,34 @@ from ..events import SystemMetrics
 from ..hub import Hub
 from .gpu import NvmlGpuReader
 from .system import PsutilReader
+from .waiting import wait_or_timeout
 
 log = logging.getLogger(__name__)
 
 DEFAULT_INTERVAL_S = 2.0
+CALM_INTERVAL_S = 10.0  # while no window (and no /api/events client) is connected
 HISTORY_S = 300.0
 
 
 class MetricsSampler:
-    """Publishes ``system_metrics`` on the hub; idles while no window is connected.
+    """Publishes ``system_metrics`` on the hub: every ``interval`` while a window is connected, every
+    ``calm_interval`` while none is.
 
     Every psutil, disk and NVML call runs in a worker thread, never on the event loop.
     """
 
-    def __init__(self, hub: Hub, *, interval: float = DEFAULT_INTERVAL_S,
+    def __init__(self, hub: Hub, *, interval: float = DEFAULT_INTERVAL_S, calm_interval: float = CALM_INTERVAL_S,
                  system: PsutilReader | None = None, gpus: NvmlGpuReader | None = None) -> None:
         self.hub = hub
         self.interval = interval
+        self.calm_interval = max(interval, calm_interval)
         self.system = system or PsutilReader()
         self.gpus = gpus or NvmlGpuReader()
         self._history: deque[SystemMetrics] = deque(maxlen=max(1, int(HISTORY_S / interval)))
         self.samples_taken = 0
         self._task: asyncio.Task | None = None
         self._started = False
+        self._last_sample_at: float | None = None  # monotonic
         self._lock = asyncio.Lock()  # the loop and an API request may ask at the same time
 
     async def start(self) -> None:
@@ -56,6 +64,7 @@ class MetricsSampler:
                 await asyncio.to_thread(self._start_readers)
             metrics = await asyncio.to_thread(self._read)
             self.samples_taken += 1
+            self._last_sample_at = time.monotonic()
             self._history.append(metrics)
             self.hub.publish(metrics)
             return metrics
@@ -80,15 +89,29 @@ class MetricsSampler:
             return latest
         return await self.sample_once()
 
+    def current_interval(self) -> float:
+        """The interval in effect: full rate while a window is connected, the calm one otherwise."""
+        return self.interval if self.hub.viewer_count else self.calm_interval
+
     async def _run(self) -> None:
         await asyncio.to_thread(self._start_readers)
         while True:
-            await self.hub.wait_for_viewers()
+            interval = self.current_interval()
+            wait = 0.0 if self._last_sample_at is None else self._last_sample_at + interval - time.monotonic()
+            if wait > 0:
+                if interval > self.interval:  # calm: a window that connects meanwhile gets the full rate at once
+                    await self._wait_for_viewers(wait)
+                else:
+                    await asyncio.sleep(wait)
+                continue
             try:
                 await self.sample_once()
             except Exception:  # a bad reading must not end monitoring
                 log.exception('metrics: sampling failed')
-            await asyncio.sleep(self.interval)
+                await asyncio.sleep(interval)
+
+    async def _wait_for_viewers(self, timeout: float) -> None:
+        await wait_or_timeout(self.hub.wait_for_viewers(), timeout)
 
     def _start_readers(self) -> None:
         if not self._started:

@@ -133,6 +133,48 @@ MIGRATIONS: list[str] = [
         INSERT INTO message_search(rowid, text) VALUES (new.seq, new.text);
     END;
     ''',
+    # the machine's history (jarvis/metrics/history_store.py): every sample of the last hour, one row per
+    # minute (means and maxima) and the busiest processes of each minute for 30 days. Tables with rowids, so
+    # that storage/salvage.py can copy them out of a damaged file.
+    '''
+    CREATE TABLE history_samples (
+        t REAL PRIMARY KEY,
+        cpu REAL NOT NULL,
+        memory REAL NOT NULL,
+        disk REAL NOT NULL,
+        gpu REAL,
+        gpu_memory REAL,
+        gpu_temperature REAL
+    );
+    CREATE TABLE history_minutes (
+        t INTEGER PRIMARY KEY,
+        samples INTEGER NOT NULL,
+        cpu REAL NOT NULL,
+        cpu_max REAL NOT NULL,
+        memory REAL NOT NULL,
+        memory_max REAL NOT NULL,
+        disk REAL NOT NULL,
+        disk_max REAL NOT NULL,
+        gpu_samples INTEGER NOT NULL DEFAULT 0,
+        gpu REAL,
+        gpu_max REAL,
+        gpu_memory_samples INTEGER NOT NULL DEFAULT 0,
+        gpu_memory REAL,
+        gpu_memory_max REAL,
+        gpu_temperature_samples INTEGER NOT NULL DEFAULT 0,
+        gpu_temperature REAL,
+        gpu_temperature_max REAL
+    );
+    CREATE TABLE history_processes (
+        id INTEGER PRIMARY KEY,
+        pid INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        username TEXT NOT NULL,
+        cpu INTEGER,
+        memory INTEGER NOT NULL,
+        gpu_memory INTEGER
+    );
+    ''',
 ]
 
 

@@ -40,6 +40,19 @@ TABLES: dict[str, dict[str, tuple[Kinds, bool]]] = {
                   'severity': (_TEXT, False), 'threshold': (_REAL, False), 'started_at': (_REAL, False),
                   'ended_at': (_REAL, True), 'peak': (_REAL, False), 'last_seen_at': (_REAL, False),
                   'resolution': (_TEXT, False)},
+    # the machine's history (jarvis/metrics/history_store.py)
+    'history_samples': {'t': (_REAL, False), 'cpu': (_REAL, False), 'memory': (_REAL, False),
+                        'disk': (_REAL, False), 'gpu': (_REAL, True), 'gpu_memory': (_REAL, True),
+                        'gpu_temperature': (_REAL, True)},
+    'history_minutes': {'t': (_INT, False), 'samples': (_INT, False),
+                        **{f'{name}{suffix}': (_REAL, False) for name in ('cpu', 'memory', 'disk')
+                           for suffix in ('', '_max')},
+                        **{column: kind for name in ('gpu', 'gpu_memory', 'gpu_temperature')
+                           for column, kind in ((f'{name}_samples', (_INT, False)), (name, (_REAL, True)),
+                                                (f'{name}_max', (_REAL, True)))}},
+    'history_processes': {'id': (_INT, False), 'pid': (_INT, False), 'name': (_TEXT, False),
+                          'username': (_TEXT, False), 'cpu': (_INT, True), 'memory': (_INT, False),
+                          'gpu_memory': (_INT, True)},
 }
 RECOVERED_TITLE = 'Recovered conversation'
 SCAN_BATCH = 500

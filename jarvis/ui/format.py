@@ -14,6 +14,20 @@ def percent(value: float | None) -> str:
     return NA if value is None else f'{value:.0f}%'
 
 
+def process_cpu(value: float | None) -> str:
+    """A process's CPU, % of one core: a decimal below 10 %, where most processes are."""
+    if value is None:
+        return NA
+    return f'{value:.1f}%' if value < 10 else f'{value:.0f}%'
+
+
+def gpu_memory(value: int | None) -> str:
+    """A process's GPU memory: nothing when it holds none."""
+    if value is None:
+        return NA
+    return bytes_(value) if value else ''
+
+
 def bytes_(value: float | None) -> str:
     if value is None:
         return NA

@@ -47,7 +47,7 @@ def build_root(services: Services, views: list[View]) -> Callable[[], None]:
         dark = ui.dark_mode(services.preferences.dark_mode)
         live = use_hub(services.hub)
         if not services.sampler.is_fresh(live.metrics):
-            # the sampler idles while no window is open: take a fresh sample for this one right away
+            # without a window the sampler is calm (every 10 s): take a fresh sample for this one right away
             background_tasks.create(services.sampler.current(), name='first sample')
         ui.on_exception(_notify_exception)  # an error in one handler is reported in this window only
         for notice in services.startup_notices():  # published before any window was there to see it

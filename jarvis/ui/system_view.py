@@ -1,27 +1,26 @@
-"""The System view: four live cards, the details under them and a five-minute history chart.
+"""The System view: four live cards, the details under them, the processes and the history chart.
 
-Elements are created once. Labels and bars are bound to the window's latest metrics; the chart,
-the core bars, the GPU table and the bar colours are updated in place on each ``system_metrics``.
+Built from the system monitor alone. Elements are created once. Labels and bars are bound to the
+window's latest metrics; the chart, the core bars, the GPU table and the bar colours are updated in
+place on each ``system_metrics``, the processes table on each ``processes`` scan.
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 
 from nicegui import ui
 
 from .. import events
 from ..events import GpuReading, SystemMetrics
-from ..metrics import MetricsSampler
+from ..metrics import SystemMonitor
 from ..services import Services
 from . import format as fmt
 from .core_bars import CoreBars
+from .history_chart import HistoryChart
 from .live import LiveWindow, use_hub
 from .live_indicator import LiveIndicator
 from .markers import mark
-
-SERIES = (('CPU', 'cpu'), ('Memory', 'memory'), ('GPU', 'gpu'))
-
+from .processes_panel import ProcessesPanel
 
 Reading = Callable[[SystemMetrics], float | None]
 Caption = Callable[[SystemMetrics], str]
@@ -53,8 +52,8 @@ class MetricCard:
 
 
 class SystemView:
-    def __init__(self, sampler: MetricsSampler, live: LiveWindow) -> None:
-        self.sampler = sampler
+    def __init__(self, system: SystemMonitor, live: LiveWindow) -> None:
+        self.system = system
         with ui.column().classes('w-full gap-4') as self.root:
             with ui.row().classes('w-full items-center'):
                 ui.label('System').classes('text-2xl font-semibold')
@@ -75,7 +74,8 @@ class SystemView:
                 self._build_cpu_details()
                 self._build_memory_details(live)
                 self._build_gpu_details(live)
-            self._build_chart()
+            self.history = HistoryChart(system)
+            self.processes = ProcessesPanel(system, live)
         live.on(events.SYSTEM_METRICS, self.update, owner=self.root)
         if live.metrics is not None:  # a fresh window shows the current values at once
             self.update(live.metrics)
@@ -118,23 +118,6 @@ class SystemView:
             ], rows=[], row_key='index').props('flat dense').classes('w-full').mark('gpu-table')
             self.gpu_table.bind_visibility_from(live, 'metrics', backward=lambda m: bool(m and m.gpus))
 
-    def _build_chart(self) -> None:
-        history = self.sampler.recent()
-        with ui.card().classes('w-full'):
-            ui.label('Last 5 minutes').classes('text-base font-medium')
-            self.chart = mark(ui.echart({
-                'animation': False,
-                'tooltip': {'trigger': 'axis'},
-                'legend': {'top': 0, 'data': [name for name, _ in SERIES], 'textStyle': {'color': '#94a3b8'}},
-                'grid': {'left': 8, 'right': 16, 'top': 32, 'bottom': 8, 'containLabel': True},
-                'xAxis': {'type': 'time', 'axisLabel': {'color': '#94a3b8'}},
-                'yAxis': {'type': 'value', 'min': 0, 'max': 100,
-                          'axisLabel': {'color': '#94a3b8', 'formatter': '{value}%'},
-                          'splitLine': {'lineStyle': {'color': 'rgba(148, 163, 184, 0.2)'}}},
-                'series': [{'name': name, 'type': 'line', 'showSymbol': False, 'connectNulls': False,
-                            'data': [_point(m, key) for m in history]} for name, key in SERIES],
-            }).classes('w-full h-64'), 'history-chart')
-
     # --- updating (every tick, in place): what bindings cannot express ----------------------
 
     def update(self, metrics: SystemMetrics) -> None:
@@ -142,7 +125,7 @@ class SystemView:
             card.colour(metrics)
         self.cores.show(metrics.cpu_per_core)
         self._update_gpus(metrics)
-        self._update_chart(metrics)
+        self.history.follow(metrics)
 
     def _update_gpus(self, metrics: SystemMetrics) -> None:
         rows = [_gpu_row(gpu) for gpu in metrics.gpus]
@@ -150,37 +133,9 @@ class SystemView:
             self.gpu_table.rows = rows
             self.gpu_table.update()
 
-    def _update_chart(self, metrics: SystemMetrics) -> None:
-        # The server-side options stay complete (a re-rendered page starts from them), but the
-        # browser only gets the new point: resending five minutes of history every 2 s would make
-        # each tick cost more the longer the window stays open.
-        limit = self.sampler.recent_limit
-        points = [_point(metrics, key) for _, key in SERIES]
-        for series, point in zip(self.chart.options['series'], points):
-            data = series['data']
-            data.append(point)
-            del data[:-limit]
-        self.chart.run_chart_method(':setOption', _append_points_js(self.chart.id, points, limit))
-
 
 def system_page(services: Services) -> None:
-    SystemView(services.sampler, use_hub(services.hub))
-
-
-def _point(metrics: SystemMetrics, key: str) -> list:
-    return [int(metrics.timestamp * 1000), getattr(metrics, key)]
-
-
-def _append_points_js(chart_id: int, points: list[list], limit: int) -> str:
-    """A JavaScript expression: the chart's series with one new point each, trimmed to ``limit``.
-
-    A point the chart already has is not added again: a chart created just before the window's
-    socket connected is sent with the options as they are then, which may hold it already.
-    """
-    return (f'(() => {{ const chart = getElement({chart_id})?.chart; if (!chart) return {{}}; '
-            f'const points = {json.dumps(points)}; '
-            'return {series: chart.getOption().series.map((s, i) => { const last = s.data[s.data.length - 1]; '
-            f'return {{data: last && last[0] >= points[i][0] ? s.data : s.data.concat([points[i]]).slice(-{limit})}}; }})}}; }})()')
+    SystemView(services.system, use_hub(services.hub))
 
 
 def _gpu_caption(metrics: SystemMetrics) -> str:
