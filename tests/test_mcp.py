@@ -16,7 +16,8 @@ from mcp.client.streamable_http import streamable_http_client
 
 from .helpers.server import AppServer
 
-TOOLS = {'system_metrics', 'alerts_overview', 'list_notes', 'list_reminders', 'ask_jarvis'}
+TOOLS = {'system_metrics', 'top_processes', 'machine_history', 'alerts_overview', 'list_notes', 'list_reminders',
+         'ask_jarvis'}
 TOKEN = 'mcp secret'
 
 
@@ -47,12 +48,23 @@ async def test_a_client_session_lists_the_tools_and_reads_the_metrics(app: AppSe
         assert ask['required'] == ['message'] and ask['properties']['message']['type'] == 'string'
         assert 'plugins' in ask['properties']['message']['description']
         assert all(tools[name].annotations.read_only_hint
-                   for name in ('system_metrics', 'alerts_overview', 'list_notes', 'list_reminders'))
+                   for name in ('system_metrics', 'top_processes', 'machine_history', 'alerts_overview', 'list_notes',
+                                'list_reminders'))
         assert tools['ask_jarvis'].annotations.read_only_hint is False
 
         result = await session.call_tool('system_metrics', {})
+        processes = await session.call_tool('top_processes', {'sort': 'memory', 'limit': 3})
+        history = await session.call_tool('machine_history', {'range': '5m', 'busy_at': time.time()})
+        bad_range = await session.call_tool('machine_history', {'range': '2y'})
         alerts = await session.call_tool('alerts_overview', {'log_limit': 5})
         too_many = await session.call_tool('alerts_overview', {'log_limit': 5000})
+    assert not processes.is_error and not history.is_error and bad_range.is_error
+    ranked = processes.structured_content['processes']
+    assert 1 <= len(ranked) <= 3 and ranked == sorted(ranked, key=lambda p: p['memory'], reverse=True)
+    assert ranked[0]['memory'] > 0 and all(p['name'] and p['pid'] > 0 for p in ranked), 'real processes'
+    points = history.structured_content['points']
+    assert points and all(0 <= point['cpu'] <= 100 for point in points), 'the samples since the app started'
+    assert isinstance(history.structured_content['busy_processes'], list)
     assert not alerts.is_error and too_many.is_error
     overview = alerts.structured_content
     assert isinstance(overview, dict) and overview['log'] == [] and isinstance(overview['firing'], list)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -24,6 +24,7 @@ from pydantic import Field
 from .. import __version__
 from ..assistant.assistant import ChatInputError
 from ..assistant.conversations import ConversationNotFound
+from ..metrics.history import HistoryRangeError
 from ..services import Services, StartupError
 from ..web_guard import Receive, Scope, Send, refuse
 
@@ -36,14 +37,20 @@ MCP_PATH = '/mcp'
 INSTRUCTIONS = (
     'J.A.R.V.I.S. is a desktop assistant that runs on the user\'s computer: it monitors the machine (CPU, memory, '
     'disk, network, GPUs), alerts when a metric stays too high, keeps the user\'s notes and reminders, and answers '
-    'through plugins and a local language model. Read the machine with system_metrics and its alerts with '
-    'alerts_overview; read notes and reminders with list_notes and list_reminders; '
+    'through plugins and a local language model. Read the machine with system_metrics, top_processes and '
+    'machine_history (what happened earlier, which processes were busy then), its alerts with alerts_overview; '
+    'read notes and reminders with list_notes and list_reminders; '
     'ask_jarvis sends a message to the assistant itself, as if the user typed it in its chat.')
 # the SDK reads the tools' annotations by name, in this module: the types they use live here
 AskMessage = Annotated[str, Field(min_length=1, description=(
     'What to ask or tell J.A.R.V.I.S., in English or German (at most 32,000 characters): a question ("what is '
     '2+2", "how busy is the CPU?"), a command of its plugins ("note: buy milk", "remind me in 10 minutes to '
     'stretch") or anything for its language model.'))]
+ProcessSortKey = Annotated[Literal['cpu', 'memory', 'gpu_memory'], Field(description='What to rank by.')]
+ProcessLimit = Annotated[int, Field(ge=1, le=100, description='How many processes.')]
+HistoryRange = Annotated[Literal['5m', '1h', '24h', '7d', '30d'], Field(description='The time range ending now.')]
+HistoryPoints = Annotated[int, Field(ge=2, le=2000, description='Most points per series (averaged down).')]
+BusyAt = Annotated[float | None, Field(description='A Unix time: which processes were busy in that minute.')]
 AlertLogLimit = Annotated[int, Field(ge=1, le=1000, description='How many of the latest logged alerts to return.')]
 READ_ONLY = ToolAnnotations(readOnlyHint=True, destructiveHint=False, idempotentHint=True, openWorldHint=False)
 
@@ -52,7 +59,8 @@ def build_server(services: Services) -> MCPServer:
     """The MCP server with J.A.R.V.I.S.' tools; each reads through a domain part's interface."""
     server = MCPServer('J.A.R.V.I.S.', title='J.A.R.V.I.S. Desktop', version=__version__,
                        instructions=INSTRUCTIONS, log_level='WARNING')
-    sampler, records, assistant, alerts = services.sampler, services.records, services.assistant, services.alerts
+    sampler, records, assistant, alerts, system = (services.sampler, services.records, services.assistant,
+                                                   services.alerts, services.system)
 
     @server.tool(title='Live system metrics', annotations=READ_ONLY)
     async def system_metrics() -> dict[str, Any]:
@@ -78,6 +86,29 @@ def build_server(services: Services) -> MCPServer:
         number, text (what to remind of, or "Timer (...)"), due_at (Unix time; in the past for one that
         waits for the app's window to show it), language ("en" or "de")."""
         return {'reminders': [reminder.to_dict() for reminder in await records.pending_reminders()]}
+
+    @server.tool(title='Processes', annotations=READ_ONLY)
+    async def top_processes(sort: ProcessSortKey = 'cpu', limit: ProcessLimit = 10) -> dict[str, Any]:
+        """The processes that use the most of the machine now, from a fresh scan: ranked by sort (cpu: % of
+        one core since the previous scan; memory: resident bytes; gpu_memory: bytes of GPU memory, null where
+        the driver does not tell), each with pid, name, user, cpu, memory and gpu_memory."""
+        return (await system.top_processes(sort, limit)).to_dict()
+
+    @server.tool(title='History', annotations=READ_ONLY)
+    async def machine_history(range: HistoryRange = '1h', max_points: HistoryPoints = 120,  # noqa: A002
+                              busy_at: BusyAt = None) -> dict[str, Any]:
+        """The machine's recorded history (kept 30 days, also while no window was open), points oldest
+        first, each with t (Unix time) and the mean and maximum (cpu_max, ...) of cpu, memory and disk (%),
+        gpu, gpu_memory (%) and gpu_temperature (°C), null where there was no reading; gaps where the app was
+        not running. With busy_at (Unix time), also busy_processes: the processes that used the most CPU,
+        memory and GPU memory in the minute around that time."""
+        try:
+            answer = (await system.history_range(range, max_points=max_points)).to_dict()
+        except HistoryRangeError as problem:
+            raise ToolError(str(problem)) from None
+        if busy_at is not None:
+            answer['busy_processes'] = [p.to_dict() for p in await system.busy_processes_at(busy_at)]
+        return answer
 
     @server.tool(title='Alerts', annotations=READ_ONLY)
     async def alerts_overview(log_limit: AlertLogLimit = 20) -> dict[str, Any]:
