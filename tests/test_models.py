@@ -387,10 +387,10 @@ async def test_loading_another_model_while_an_answer_streams_stops_it(services: 
 def _api_app(services: Services):  # type: ignore[no-untyped-def]
     from fastapi import FastAPI
 
-    from jarvis import api
+    from jarvis.api import routes
 
-    app = FastAPI()
-    api.register(app, services)
+    app = FastAPI()  # the /api/ routes alone: /mcp runs its sessions from the NiceGUI app's start
+    routes.register(app, services)
     return app
 
 
