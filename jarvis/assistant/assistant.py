@@ -11,13 +11,14 @@ import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from typing import Protocol
 
 from ..config import Settings
 from ..events import ChatMessage, ConversationsChanged
 from ..hub import Hub
-from ..models.base import ChatModel, ChatTurn, GenerationOptions
+from ..models.base import ChatModel, ChatTurn, GenerationOptions, ModelLoadError
 from ..plugins.manager import PluginManager
 from ..storage import Database, SettingsStore
 from ..text import mark_lone_surrogates
@@ -47,6 +48,9 @@ class ModelSource(Protocol):
 
     @property
     def no_model_hint(self) -> str: ...
+
+    def use(self) -> AbstractAsyncContextManager[ChatModel | None]:
+        """The model for one answer, loaded first if it is not (ModelLoadError when it cannot be)."""
 
     def on_release(self, listener: Callable[[ChatModel], Awaitable[None]]) -> None: ...
 
@@ -212,20 +216,29 @@ class Assistant:
             return replace(answer, text=reply.text, status='error' if reply.error else 'done', source=reply.plugin)
         cancel = self._cancel.setdefault(answer.id, threading.Event())
         async with self._generation_lock:  # one model, one generation at a time; others wait their turn
-            model = self.models.active  # read after the wait: the model may have changed meanwhile
-            if model is None:
-                return replace(answer, text=self.no_model_text, status='done', source='J.A.R.V.I.S.')
-            released = asyncio.Event()
-            self._using[answer.id] = (model, released)
             try:
-                if not cancel.is_set():
-                    turns = await self._prompt(model, answer.conversation_id, answer.id)
-                if cancel.is_set():  # stopped, or the model is being released, before it started
-                    return replace(answer, status='stopped', source=model.name, model=model.name)
-                return await self._stream(model, turns, answer, cancel)
-            finally:
-                del self._using[answer.id]
-                released.set()
+                # after the wait: the model may have changed meanwhile. It is loaded here when it is
+                # not (the first message, or the first after the keep-alive unloaded it); a load
+                # under way is waited for, and the answer streams once it is done.
+                async with self.models.use() as model:
+                    if model is None:
+                        return replace(answer, text=self.no_model_text, status='done', source='J.A.R.V.I.S.')
+                    return await self._answer_with(model, answer, cancel)
+            except ModelLoadError as error:  # the error says why and what to do
+                return replace(answer, text=str(error), status='error', source='J.A.R.V.I.S.')
+
+    async def _answer_with(self, model: ChatModel, answer: ChatMessage, cancel: threading.Event) -> ChatMessage:
+        released = asyncio.Event()
+        self._using[answer.id] = (model, released)
+        try:
+            if not cancel.is_set():
+                turns = await self._prompt(model, answer.conversation_id, answer.id)
+            if cancel.is_set():  # stopped, or the model is being released, before it started
+                return replace(answer, status='stopped', source=model.name, model=model.name)
+            return await self._stream(model, turns, answer, cancel)
+        finally:
+            del self._using[answer.id]
+            released.set()
 
     @property
     def no_model_text(self) -> str:

@@ -1,8 +1,15 @@
-"""GGUF models in-process through llama-cpp-python."""
+"""GGUF models in-process through llama-cpp-python.
+
+llama_cpp (and numpy with it) is imported by the first load, not at start: with no model loaded the
+app does not hold its libraries.
+"""
 from __future__ import annotations
 
+import ctypes
+import gc
 import logging
 import os
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -127,6 +134,23 @@ class LlamaCppModel:
             llm, self._llm = self._llm, None
             if llm is not None:
                 llm.close()
+                del llm
+                release_freed_memory()
+
+
+def release_freed_memory() -> None:
+    """Give the memory a freed model leaves behind back to the system.
+
+    The model's own buffers go with it, but glibc's allocator keeps the heap they shared with
+    Python (seen: 80 MiB resident after closing the default model, 45 MiB after trimming).
+    """
+    gc.collect()  # llama_cpp.Llama holds reference cycles: free its arrays now, not at some later collection
+    if not sys.platform.startswith('linux'):
+        return
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (musl has no malloc_trim)
+        pass
 
 
 def _completion_text(chunk: dict) -> str:
