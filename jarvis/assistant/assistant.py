@@ -349,21 +349,43 @@ class _Progress:
 
 def fit_to_context(model: ChatModel, system: str, history: list[ChatMessage], reserve: int,
                    count: Callable[[str], int] | None = None) -> list[ChatTurn]:
-    """The system prompt and as many of the latest messages as fit the model's context window.
+    """The system prompt and as much of the conversation as fits the model's context window.
 
+    The prompt begins the same way turn after turn, so that llama.cpp reads only what is new: it
+    keeps what it computed for the longest common start of two prompts (its KV cache) and evaluates
+    the rest. Dropping the oldest message whenever a new one comes in would change that start at
+    every turn and make it read the whole conversation again for each answer; instead, once the
+    conversation outgrows the room, the oldest messages go in chunks of at least half the room
+    (``stable_start``), and the first message kept stays the same for many turns.
     The newest message always goes in; if it alone is too long, its beginning is kept.
     """
     count = count or model.count_tokens
-    budget = model.context_length - reserve - count(system) - 16
-    turns: list[ChatTurn] = []
-    for message in reversed(history):
-        cost = count(message.text) + 8
-        if cost > budget:
-            if not turns:  # the newest message alone is too long: keep as much of it as fits
-                keep = max(1, int(len(message.text) * max(budget, 64) / cost))
-                turns.append(ChatTurn(message.role, message.text[:keep]))  # type: ignore[arg-type]
-            break
-        budget -= cost
-        turns.append(ChatTurn(message.role, message.text))  # type: ignore[arg-type]
-    return [ChatTurn('system', system), *reversed(turns)]
+    room = model.context_length - reserve - count(system) - 16
+    costs = [count(message.text) + 8 for message in history]  # + the turn's label and line breaks
+    start = stable_start(costs, room)
+    turns = [ChatTurn(m.role, m.text) for m in history[start:]]  # type: ignore[arg-type]
+    if costs and costs[-1] > room:  # the newest message alone is too long: keep as much of it as fits
+        newest = history[-1]
+        keep = max(1, int(len(newest.text) * max(room, 64) / costs[-1]))
+        turns = [ChatTurn(newest.role, newest.text[:keep])]  # type: ignore[arg-type]
+    return [ChatTurn('system', system), *turns]
 
+
+def stable_start(costs: list[int], room: int) -> int:
+    """Where the kept part of a conversation starts: the first message such that the messages from
+    there on cost at most ``room`` (or the newest message alone).
+
+    Messages are dropped from the conversation's start in chunks that cost at least half the room.
+    Where the chunks end depends only on the messages before, which never change, so as the
+    conversation grows the start stays put until the kept part no longer fits, then moves on by a
+    whole chunk: one turn in many reads the kept part anew, the others only their new messages.
+    """
+    chunk = max(1, room // 2)
+    start, remaining = 0, sum(costs)
+    while remaining > room and start < len(costs) - 1:
+        dropped = 0
+        while dropped < chunk and start < len(costs) - 1:
+            dropped += costs[start]
+            start += 1
+        remaining -= dropped
+    return start

@@ -12,6 +12,7 @@ import os
 import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,18 @@ def default_threads() -> int:
     # threads spin while they wait for each other, so with every core taken, any other work makes
     # generation collapse (seen on 2 cores: 70 tokens/s alone, under 1 token/s next to a busy process).
     return max(1, (os.cpu_count() or 2) - 1)
+
+
+@dataclass(frozen=True, slots=True)
+class PromptStats:
+    """How much of one prompt llama.cpp evaluated (from its own counters): the rest came from its KV cache."""
+
+    tokens: int | None  # None: not counted (a chat template formats the prompt inside llama-cpp-python)
+    evaluated: int
+
+    @property
+    def reused(self) -> int | None:
+        return None if self.tokens is None else max(0, self.tokens - self.evaluated)
 
 
 class LlamaCppModel:
@@ -47,9 +60,12 @@ class LlamaCppModel:
         self.context_length = max(256, min(context_length, trained))
         self.threads = threads or default_threads()
         try:
+            # swa_full: a model with sliding-window attention layers (Gemma 3) keeps their whole
+            # context, or llama.cpp cannot cut its cache back to a common prefix and evaluates each
+            # prompt from its start; the cache of the default model is 75 MiB at 4,096 tokens either way
             self._llm: Any = Llama(model_path=str(path), n_ctx=self.context_length, n_threads=self.threads,
-                              n_threads_batch=self.threads, n_gpu_layers=gpu_layers,
-                              last_n_tokens_size=PENALTY_WINDOW, verbose=False)
+                                   n_threads_batch=self.threads, n_gpu_layers=gpu_layers,
+                                   last_n_tokens_size=PENALTY_WINDOW, swa_full=True, verbose=False)
         except (ValueError, RuntimeError, OSError) as error:
             raise ModelError(f'llama.cpp could not load {path.name}: {error}') from error
         self.name = name or path.stem
@@ -65,6 +81,7 @@ class LlamaCppModel:
             'gpu_layers': gpu_layers,
             'threads': self.threads,
         }
+        self.last_prompt: PromptStats | None = None  # of the latest generation
         self._lock = threading.Lock()  # one generation at a time: a llama context is not re-entrant
         # set by close(): a generation still running stops at its next token instead of holding the
         # lock (and so the unload or the switch to another model) until its last token
@@ -76,12 +93,15 @@ class LlamaCppModel:
             if self._llm is None or self._closing.is_set():
                 raise ModelError(f'{self.name} was unloaded.')
             guard: LoopGuard | None = None
+            evaluated_before = self._prompt_tokens_evaluated()
+            prompt: str | None = None
             if self.chat_template:
                 stream, read = self._chat_stream(turns, options), _delta_text
             else:  # a base model: the transcript, its stop sequences, the repetition controls
                 sampling = TRANSCRIPT_SAMPLING
+                prompt = transcript(turns)
                 stream = self._llm.create_completion(
-                    transcript(turns), max_tokens=options.max_tokens, temperature=options.temperature,
+                    prompt, max_tokens=options.max_tokens, temperature=options.temperature,
                     stop=stop_sequences(turns), repeat_penalty=sampling.repeat_penalty,
                     frequency_penalty=sampling.frequency_penalty, presence_penalty=sampling.presence_penalty,
                     stream=True)
@@ -107,6 +127,13 @@ class LlamaCppModel:
                         yield rest
             finally:
                 stream.close()  # type: ignore[union-attr]
+                try:
+                    self.last_prompt = self._prompt_stats(prompt, evaluated_before)
+                except Exception:  # pylint: disable=broad-except  # figures for the log; never the answer's fault
+                    log.debug('could not read the prompt figures', exc_info=True)
+                else:
+                    log.debug('%s: prompt of %s tokens, %d evaluated', self.name, self.last_prompt.tokens,
+                              self.last_prompt.evaluated)
 
     def _chat_stream(self, turns: list[ChatTurn], options: GenerationOptions) -> Any:
         messages = [{'role': t.role, 'content': t.content} for t in turns]
@@ -120,6 +147,18 @@ class LlamaCppModel:
             messages = merged + [{'role': t.role, 'content': t.content} for t in turns[2:]]
             return self._llm.create_chat_completion(messages=messages, max_tokens=options.max_tokens,
                                                     temperature=options.temperature, stream=True)
+
+    def _prompt_tokens_evaluated(self) -> int:
+        """llama.cpp's count of prompt tokens evaluated so far (tokens read in batches, not generated)."""
+        from llama_cpp import llama_perf_context  # pylint: disable=import-outside-toplevel
+        return int(llama_perf_context(self._llm._ctx.ctx).n_p_eval)  # pylint: disable=protected-access
+
+    def _prompt_stats(self, prompt: str | None, evaluated_before: int) -> PromptStats:
+        """After a generation: its prompt's length in tokens (tokenized as create_completion does) and how
+        many of them llama.cpp evaluated; generated tokens are counted apart (one at a time)."""
+        evaluated = self._prompt_tokens_evaluated() - evaluated_before
+        tokens = None if prompt is None else len(self._llm.tokenize(prompt.encode('utf-8'), special=True))
+        return PromptStats(tokens=tokens, evaluated=evaluated)
 
     def count_tokens(self, text: str) -> int:
         with self._lock:  # never on a model that close() is freeing
