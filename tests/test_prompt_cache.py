@@ -119,3 +119,23 @@ async def test_later_turns_evaluate_only_their_new_messages(small_context_app: S
     assert len(full) >= 6, figures
     cheap = [evaluated for tokens, evaluated in full if evaluated < tokens / 3]
     assert len(cheap) >= len(full) / 2, figures
+
+
+@pytest.mark.model
+async def test_a_turn_that_moves_the_cut_was_read_while_the_user_read_the_answer(small_context_app: Services) -> None:
+    assistant, models = small_context_app.assistant, small_context_app.models
+    model = models.active
+    assert isinstance(model, LlamaCppModel)
+    figures = []
+    for turn in range(10):
+        await assistant.send(f'Note {turn}: the box on shelf {turn} holds {turn * 7} screws, {turn * 3} nails and a '
+                             f'manual about the {turn}th machine of the {["red", "green", "blue"][turn % 3]} line.')
+        assert model.last_prompt is not None and model.last_prompt.tokens
+        figures.append((model.last_prompt.tokens, model.last_prompt.evaluated))
+        assert assistant.reading_ahead is not None
+        await assistant.reading_ahead  # the user reads the answer: the model reads what the next prompt begins with
+    # every turn after the first reads little more than its own message: at the turns where the
+    # conversation no longer fits and the prompt starts further on, that start was read ahead
+    assert all(evaluated < 80 for _, evaluated in figures[1:]), figures
+    assert max(tokens for tokens, _ in figures) > 300, 'the context filled up'
+    assert any(b < a for (a, _), (b, _) in zip(figures, figures[1:])), 'the cut moved on at least once'

@@ -70,6 +70,8 @@ class Assistant:
         self._generation_lock = asyncio.Lock()
         # answer id -> the model it uses and an event set once it lets go of it
         self._using: dict[str, tuple[ChatModel, asyncio.Event]] = {}
+        self._read_ahead: threading.Event | None = None  # set to stop reading the conversation ahead
+        self.reading_ahead: asyncio.Task | None = None  # the model reading the next prompt's beginning, if it does
         models.on_release(self.stop_answers_of)
 
     async def start(self) -> None:
@@ -85,6 +87,7 @@ class Assistant:
     async def stop(self) -> None:
         for cancel in self._cancel.values():
             cancel.set()
+        self._stop_reading_ahead()
 
     # --- conversations ----------------------------------------------------------------------
 
@@ -215,6 +218,7 @@ class Assistant:
         if reply is not None:
             return replace(answer, text=reply.text, status='error' if reply.error else 'done', source=reply.plugin)
         cancel = self._cancel.setdefault(answer.id, threading.Event())
+        self._stop_reading_ahead()  # what it read so far stays in the model's cache
         async with self._generation_lock:  # one model, one generation at a time; others wait their turn
             try:
                 # after the wait: the model may have changed meanwhile. It is loaded here when it is
@@ -232,13 +236,51 @@ class Assistant:
         self._using[answer.id] = (model, released)
         try:
             if not cancel.is_set():
-                turns = await self._prompt(model, answer.conversation_id, answer.id)
+                history = await self._history(answer.conversation_id, answer.id)
+                turns = await self._fit(model, history)
             if cancel.is_set():  # stopped, or the model is being released, before it started
                 return replace(answer, status='stopped', source=model.name, model=model.name)
-            return await self._stream(model, turns, answer, cancel)
+            final = await self._stream(model, turns, answer, cancel)
         finally:
             del self._using[answer.id]
             released.set()
+        if final.status == 'done' and final.text:
+            self._start_reading_ahead([*history, final])
+        return final
+
+    def _start_reading_ahead(self, history: list[ChatMessage]) -> None:
+        """While the user reads the answer, let the model read the beginning of the next prompt.
+
+        Usually the model has read all of it already: the conversation so far, its own answer
+        included, is in its cache. But when one more message will make the conversation outgrow the
+        context, the next prompt starts further on (``fit_to_context``) and the model would read all
+        of it again when that message comes; reading it now means the message waits only for itself.
+        A new message stops the reading; what is read by then is kept.
+        """
+        self._stop_reading_ahead()
+        stop = self._read_ahead = threading.Event()
+        self.reading_ahead = asyncio.get_running_loop().create_task(self._read_conversation_ahead(history, stop),
+                                                                    name='read ahead')
+
+    def _stop_reading_ahead(self) -> None:
+        if self._read_ahead is not None:
+            self._read_ahead.set()
+
+    async def _read_conversation_ahead(self, history: list[ChatMessage], stop: threading.Event) -> None:
+        try:
+            async with self._generation_lock:
+                if stop.is_set():
+                    return
+                # the model loaded now, if any; not held: reading ahead is no use that keeps it loaded,
+                # and an unload stops the reading (LlamaCppModel.close)
+                model = self.models.active
+                read = getattr(model, 'prefill', None)
+                if model is None or read is None:  # none, or one without a cache of ours (Ollama keeps its own)
+                    return
+                turns = await self._fit(model, history, upcoming=True)
+                await asyncio.to_thread(read, turns, stop)
+        except Exception:  # pylint: disable=broad-except  # only a head start: the next message reads it anyway
+            log.debug('could not read the conversation ahead', exc_info=True)
 
     @property
     def no_model_text(self) -> str:
@@ -259,10 +301,17 @@ class Assistant:
         await asyncio.gather(*waits)
 
     async def _prompt(self, model: ChatModel, conversation_id: str, answer_id: str) -> list[ChatTurn]:
+        return await self._fit(model, await self._history(conversation_id, answer_id))
+
+    async def _history(self, conversation_id: str, answer_id: str) -> list[ChatMessage]:
+        """The messages of a conversation that its prompt includes (not the answer being written)."""
         messages = await self._store.messages(conversation_id)
-        history = [m for m in messages if m.id != answer_id and m.status in ('done', 'stopped') and m.text]
+        return [m for m in messages if m.id != answer_id and m.status in ('done', 'stopped') and m.text]
+
+    async def _fit(self, model: ChatModel, history: list[ChatMessage], upcoming: bool = False) -> list[ChatTurn]:
         options = self.models.generation_options
-        return await asyncio.to_thread(fit_to_context, model, SYSTEM_PROMPT, history, options.max_tokens)
+        return await asyncio.to_thread(fit_to_context, model, SYSTEM_PROMPT, history, options.max_tokens,
+                                       upcoming=upcoming)
 
     async def _stream(self, model: ChatModel, turns: list[ChatTurn], answer: ChatMessage,
                       cancel: threading.Event) -> ChatMessage:
@@ -348,7 +397,7 @@ class _Progress:
 
 
 def fit_to_context(model: ChatModel, system: str, history: list[ChatMessage], reserve: int,
-                   count: Callable[[str], int] | None = None) -> list[ChatTurn]:
+                   count: Callable[[str], int] | None = None, *, upcoming: bool = False) -> list[ChatTurn]:
     """The system prompt and as much of the conversation as fits the model's context window.
 
     The prompt begins the same way turn after turn, so that llama.cpp reads only what is new: it
@@ -357,12 +406,20 @@ def fit_to_context(model: ChatModel, system: str, history: list[ChatMessage], re
     every turn and make it read the whole conversation again for each answer; instead, once the
     conversation outgrows the room, the oldest messages go in chunks of at least half the room
     (``stable_start``), and the first message kept stays the same for many turns.
-    The newest message always goes in; if it alone is too long, its beginning is kept.
+    The newest message always goes in; if it alone is too long, its beginning is kept. Where the
+    cut lies does not depend on the newest message as long as it is no longer than an ordinary one
+    (``room // 8`` tokens): so it is known before that message comes, and with ``upcoming`` this
+    returns the beginning of the next turn's prompt (this history, cut as the next message will cut
+    it), which the model can read while the user reads the answer.
     """
     count = count or model.count_tokens
     room = model.context_length - reserve - count(system) - 16
     costs = [count(message.text) + 8 for message in history]  # + the turn's label and line breaks
-    start = stable_start(costs, room)
+    ordinary = min(512, room // 8)  # the room an ordinary new message takes, whatever its length
+    if upcoming:
+        start = stable_start([*costs, ordinary], room)
+        return [ChatTurn('system', system), *(ChatTurn(m.role, m.text) for m in history[start:])]  # type: ignore[arg-type]
+    start = stable_start([*costs[:-1], max(costs[-1], ordinary)], room) if costs else 0
     turns = [ChatTurn(m.role, m.text) for m in history[start:]]  # type: ignore[arg-type]
     if costs and costs[-1] > room:  # the newest message alone is too long: keep as much of it as fits
         newest = history[-1]

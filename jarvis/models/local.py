@@ -23,12 +23,21 @@ from .repetition import LoopGuard
 
 log = logging.getLogger(__name__)
 
+# prefill reads this many prompt tokens between looks at its stop event (about a second here)
+PREFILL_CHUNK = 256
+
 
 def default_threads() -> int:
+    """Threads that generate, one token at a time."""
     # Leave one core to the UI (the event loop and the window that renders the stream): llama.cpp's
     # threads spin while they wait for each other, so with every core taken, any other work makes
     # generation collapse (seen on 2 cores: 70 tokens/s alone, under 1 token/s next to a busy process).
     return max(1, (os.cpu_count() or 2) - 1)
+
+
+def default_batch_threads() -> int:
+    """Threads that read a prompt, many tokens at once: a short burst before the first token."""
+    return os.cpu_count() or 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,12 +68,13 @@ class LlamaCppModel:
         trained = info.context_length or context_length
         self.context_length = max(256, min(context_length, trained))
         self.threads = threads or default_threads()
+        self.threads_batch = threads or default_batch_threads()
         try:
             # swa_full: a model with sliding-window attention layers (Gemma 3) keeps their whole
             # context, or llama.cpp cannot cut its cache back to a common prefix and evaluates each
             # prompt from its start; the cache of the default model is 75 MiB at 4,096 tokens either way
             self._llm: Any = Llama(model_path=str(path), n_ctx=self.context_length, n_threads=self.threads,
-                                   n_threads_batch=self.threads, n_gpu_layers=gpu_layers,
+                                   n_threads_batch=self.threads_batch, n_gpu_layers=gpu_layers,
                                    last_n_tokens_size=PENALTY_WINDOW, swa_full=True, verbose=False)
         except (ValueError, RuntimeError, OSError) as error:
             raise ModelError(f'llama.cpp could not load {path.name}: {error}') from error
@@ -80,6 +90,7 @@ class LlamaCppModel:
             'chat_template': bool(self.chat_template),
             'gpu_layers': gpu_layers,
             'threads': self.threads,
+            'batch_threads': self.threads_batch,
         }
         self.last_prompt: PromptStats | None = None  # of the latest generation
         self._lock = threading.Lock()  # one generation at a time: a llama context is not re-entrant
@@ -134,6 +145,33 @@ class LlamaCppModel:
                 else:
                     log.debug('%s: prompt of %s tokens, %d evaluated', self.name, self.last_prompt.tokens,
                               self.last_prompt.evaluated)
+
+    def prefill(self, turns: list[ChatTurn], stop: threading.Event) -> int:
+        """Read a conversation into the cache (without answering), so that a prompt that begins with it
+        reads only the rest; returns how many tokens were evaluated. It reads a chunk at a time and
+        ends after the chunk under way when ``stop`` is set (what it read is kept).
+
+        Only for the plain transcript: a chat template formats the prompt inside llama-cpp-python.
+        """
+        if self.chat_template:
+            return 0
+        with self._lock:
+            if self._llm is None or self._closing.is_set():
+                return 0
+            llm = self._llm
+            tokens = llm.tokenize(transcript(turns, answer=False).encode('utf-8'), special=True)
+            # start after what the cache holds already: asking again for a part of it would cut the
+            # cache back to that part
+            cached = llm.longest_token_prefix(llm.input_ids[:llm.n_tokens].tolist(), tokens)
+            before = self._prompt_tokens_evaluated()
+            for end in [*range(cached + PREFILL_CHUNK, len(tokens), PREFILL_CHUNK), len(tokens)]:
+                if end <= cached or stop.is_set() or self._closing.is_set():
+                    break
+                # llama-cpp-python evaluates what its cache lacks of these tokens, then samples one
+                # token that is never evaluated: the cache then holds exactly tokens[:end]
+                for _ in llm.create_completion(tokens[:end], max_tokens=1, temperature=0.0, stream=True):
+                    pass
+            return self._prompt_tokens_evaluated() - before
 
     def _chat_stream(self, turns: list[ChatTurn], options: GenerationOptions) -> Any:
         messages = [{'role': t.role, 'content': t.content} for t in turns]
