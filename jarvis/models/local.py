@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .base import ChatTurn, GenerationOptions, ModelError
-from .gguf import read_gguf
+from .gguf import GGUFInfo, read_gguf
 from .prompt import PENALTY_WINDOW, TRANSCRIPT_SAMPLING, stop_sequences, transcript
 from .repetition import LoopGuard
 
@@ -58,9 +58,10 @@ class LlamaCppModel:
     source = 'local'
 
     def __init__(self, path: Path | str, *, name: str | None = None, context_length: int = 4096,
-                 gpu_layers: int = 0, threads: int = 0) -> None:
+                 gpu_layers: int = 0, threads: int = 0, gguf: GGUFInfo | None = None) -> None:
         path = Path(path)
-        info = read_gguf(path)  # a clear error for a corrupt or foreign file before llama.cpp sees it
+        # a clear error for a corrupt or foreign file before llama.cpp sees it (``gguf``: read already)
+        info = gguf or read_gguf(path)
         try:
             from llama_cpp import Llama  # pylint: disable=import-outside-toplevel
         except ImportError as error:

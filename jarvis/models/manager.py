@@ -240,6 +240,8 @@ class ModelManager:
                 except ModelError as error:
                     self._set_state(key, DEFAULT_MODEL, 'local', 'error', str(error))
                     standby = None
+        if standby is not None and standby[1] == 'local':  # the first load then reads only the weights
+            await asyncio.to_thread(self._header, self.local_path(standby[0]))
         async with self._load_lock:  # a model loaded meanwhile (the Models view, the API) stays the chat's
             if self._active is None and self._loading is None:
                 self._set_standby(standby)
@@ -399,13 +401,15 @@ class ModelManager:
             await self._install_default()
         if not path.is_file():
             raise ModelError(f'The model file {path.name} is missing from {self.models_dir}.')
-        gguf = await asyncio.to_thread(read_gguf, path)
+        gguf = await asyncio.to_thread(self._header, path)  # read once per version of the file
+        if isinstance(gguf, GGUFError):
+            raise GGUFError(str(gguf))  # a fresh one: the cached error is raised for every load
         need = await self._memory_need_for(gguf, path)
         if not need.fits:
             raise ModelError(f'{name} needs about {format_bytes(need.needed_bytes)} of memory, '
                              f'but only {format_bytes(need.ram_free_bytes or 0)} is free.')
         model = await asyncio.to_thread(LlamaCppModel, path, name=name, context_length=self.options.context_length,
-                                        gpu_layers=self.options.gpu_layers, threads=self.options.threads)
+                                        gpu_layers=self.options.gpu_layers, threads=self.options.threads, gguf=gguf)
         return model, _local_info(path, gguf)
 
     async def _install_default(self) -> None:
