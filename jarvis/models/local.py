@@ -28,16 +28,17 @@ PREFILL_CHUNK = 256
 
 
 def default_threads() -> int:
-    """Threads that generate, one token at a time."""
-    # Leave one core to the UI (the event loop and the window that renders the stream): llama.cpp's
-    # threads spin while they wait for each other, so with every core taken, any other work makes
-    # generation collapse (seen on 2 cores: 70 tokens/s alone, under 1 token/s next to a busy process).
+    """CPU threads for generating and for reading a prompt: all cores but one.
+
+    The core left free keeps the model fast, not only the windows: llama.cpp's threads wait for each
+    other at every step by spinning, so when another process (the window that draws the stream, the
+    app's own loop, anything else) takes a core from one of them, the others spin until it is back.
+    Measured on this project's 2-core machine with one browser window streaming the answer
+    (``benchmarks/chat.py``, part "threads", 2026-11-27, three rounds under a 1-minute load of 4 to 9):
+    1 thread wrote 9.4 tokens/s (8.6 to 17.0), 2 threads 2.5 (1.7 to 6.7); a long prompt (about 700
+    tokens) was read in 7.0 s by 1 thread and 8.9 s with 2 reading it (1 generating).
+    """
     return max(1, (os.cpu_count() or 2) - 1)
-
-
-def default_batch_threads() -> int:
-    """Threads that read a prompt, many tokens at once: a short burst before the first token."""
-    return os.cpu_count() or 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +70,7 @@ class LlamaCppModel:
         trained = info.context_length or context_length
         self.context_length = max(256, min(context_length, trained))
         self.threads = threads or default_threads()
-        self.threads_batch = threads or default_batch_threads()
+        self.threads_batch = self.threads
         try:
             # swa_full: a model with sliding-window attention layers (Gemma 3) keeps their whole
             # context, or llama.cpp cannot cut its cache back to a common prefix and evaluates each
