@@ -181,6 +181,9 @@ async def test_no_default_model_means_no_model_at_start(model_settings: Settings
     try:
         await again.model_ready()
         assert again.models.active is None and again.models.active_info is None
+        assert again.models.standby is None, 'none waits for the first message either'
+        assert (await again.assistant.send('hello')).text == again.assistant.no_model_text
+        assert again.models.active is None
         assert again.store.get(ACTIVE_KEY) == {'name': GEMMA, 'source': 'local'}, 'remembered for the next start'
     finally:
         await again.stop()

@@ -317,22 +317,29 @@ class Assistant:
                       cancel: threading.Event) -> ChatMessage:
         options = self.models.generation_options
         progress = _Progress()
+        loop = asyncio.get_running_loop()
+        first_words = asyncio.Event()
 
         def generate() -> None:  # in a worker thread: the event loop stays free while the model computes
             try:
                 for piece in model.stream_chat(turns, options, cancel):
                     progress.add(piece)
+                    if not first_words.is_set() and piece:
+                        loop.call_soon_threadsafe(first_words.set)
             except BaseException as error:  # handed to the loop, which reports it in the chat
                 progress.error = error
 
         # The loop looks at the answer every COALESCE_S instead of waking for each token: on a small
-        # machine every wake-up is CPU taken from the model, which uses all cores.
+        # machine every wake-up is CPU taken from the model. Only the first words wake it at once,
+        # so that they show without waiting for the next look.
         progress.started = time.perf_counter()
         worker = asyncio.ensure_future(asyncio.to_thread(generate))
+        first = asyncio.ensure_future(first_words.wait())
         base = replace(answer, source=model.name, model=model.name)
         published = 0
         while not worker.done():
-            await asyncio.wait([worker], timeout=COALESCE_S)
+            await asyncio.wait([worker] if first.done() else [worker, first], timeout=COALESCE_S,
+                               return_when=asyncio.FIRST_COMPLETED)
             text, tokens = progress.snapshot()
             if tokens != published and not worker.done():
                 published = tokens
@@ -340,6 +347,7 @@ class Assistant:
                 self._streaming[answer.id] = update
                 self.hub.publish(update)
         await worker
+        first.cancel()
         text, tokens = progress.snapshot()
         status = 'stopped' if cancel.is_set() else 'error' if progress.error else 'done'
         if progress.error is not None:
