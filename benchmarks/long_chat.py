@@ -24,16 +24,23 @@ from .llama_peers import Worker
 
 # seconds between an answer and the next message: a quick reader (the model reads ahead meanwhile)
 READING_S = 10.0
+# every third one asks for a long answer (the default model writes 100 to 512 tokens to those), so
+# that the conversation outgrows the 4,096-token context before its 40th message
 QUESTIONS = [
-    'What is the capital of France?', 'Tell me about the history of Rome.', 'How does photosynthesis work?',
-    'Give me three tips for learning Python.', 'What is the difference between weather and climate?',
-    'Explain what a black hole is.', 'Write a short poem about the sea.', 'How do vaccines work?',
-    'What are the planets of the solar system?', 'Suggest a healthy breakfast.', 'How does a car engine work?',
-    'What is machine learning?', 'Describe the water cycle.', 'Why is the sky blue?',
-    'What is the tallest mountain in the world?', 'How do I make a cup of tea?', 'What causes earthquakes?',
-    'Name some famous painters.', 'How does the internet work?', 'What is the speed of light?',
-    'Tell me a fun fact about octopuses.', 'How do bees make honey?', 'What is democracy?',
-    'Explain gravity to a child.', 'What should I pack for a trip to the mountains?',
+    'List all the US states with a fact about each one.', 'What is the capital of France?',
+    'Tell me about the history of Rome.',
+    'Write a Python program that prints a multiplication table, and explain it line by line.',
+    'How does photosynthesis work?', 'Give me three tips for learning Python.',
+    'List the planets of the solar system with three facts about each.',
+    'What is the difference between weather and climate?', 'Explain what a black hole is.',
+    'List all the countries of Europe with their capitals.', 'Write a short poem about the sea.',
+    'How do vaccines work?', 'List the first twenty elements of the periodic table with one fact each.',
+    'Suggest a healthy breakfast.', 'How does a car engine work?',
+    'List all the US states with their capitals.', 'Describe the water cycle.', 'Why is the sky blue?',
+    'Write a Python program that counts the words in a file, and explain it line by line.',
+    'What is the tallest mountain in the world?', 'How do I make a cup of tea?',
+    'List twenty famous painters with one painting each.', 'How do bees make honey?', 'What is democracy?',
+    'List the seven continents with three facts about each.',
 ]
 
 
