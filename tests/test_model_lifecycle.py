@@ -338,9 +338,13 @@ async def test_the_chat_view_preloads_the_model_when_asked(settings: Settings, s
         await asyncio.sleep(0.3)
         assert harness.services.models.active is None and slow_ollama.loads == 0
         await user.open('/models')
+        assert _element(user, 'setting-keep-alive').value == 600, 'ten minutes by default'
         _element(user, 'setting-preload').set_value(True)
+        _element(user, 'setting-keep-alive').set_value(300)
         user.find(marker='settings-save').click()
         await eventually(lambda: harness.services.models.options.preload)
+        assert harness.services.models.options.keep_alive_s == 300
+        assert harness.services.models.keep_alive.seconds == 300, 'applies at once'
         await user.open('/chat')
         await eventually(lambda: harness.services.models.active is not None)
         assert slow_ollama.loads == 1 and harness.services.models.active.name == 'tinyllama:latest'

@@ -300,9 +300,6 @@ class Assistant:
                 waits.append(released.wait())
         await asyncio.gather(*waits)
 
-    async def _prompt(self, model: ChatModel, conversation_id: str, answer_id: str) -> list[ChatTurn]:
-        return await self._fit(model, await self._history(conversation_id, answer_id))
-
     async def _history(self, conversation_id: str, answer_id: str) -> list[ChatMessage]:
         """The messages of a conversation that its prompt includes (not the answer being written)."""
         messages = await self._store.messages(conversation_id)

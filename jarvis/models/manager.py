@@ -165,9 +165,9 @@ class ModelManager:
         """The model to answer with, held for one answer.
 
         While none is loaded, the model on standby (the last one used, else the default) is loaded
-        first; a load already under way (another message, the Load button, a preload) is waited for. The keep-alive never unloads a model that is held. Yields None when
-        no model is loaded and none loads by itself; raises ``ModelLoadError`` when the model on
-        standby cannot be loaded.
+        first; a load already under way (another message, the Load button, a preload) is waited
+        for. The keep-alive never unloads a model that is held. Yields None when no model is loaded
+        and none loads by itself; raises ``ModelLoadError`` when the model on standby cannot be loaded.
         """
         async with self._load_lock:
             if self._active is None and self._standby is not None:
