@@ -1,269 +1,301 @@
-"""Benchmark 4: the chat's overhead, tokens per second of the Gemma GGUF through the app against
-llama-cpp-python called directly.
+"""Benchmark 4: the chat with the default Gemma GGUF, against what a user would otherwise run.
 
-Both run the same model file with the same context length, threads, GPU layers, sampling
-(temperature 0, greedy) and max_tokens on the same prompt: the app's system prompt and one user
-message, as a plain transcript (the default Gemma is a base model: the app uses no chat template).
+Parts (``--chat-parts``, all by default):
 
-* Through the app: ``jarvis --no-open --no-default-model`` with ``JARVIS_MODELS_DIR`` pointing at the
-  assembled GGUF and ``models.options`` seeded in ``<data-dir>/jarvis.db`` (the app has no HTTP route
-  for them); the model is loaded with ``POST /api/models/load``, each answer is ``POST /api/chat``
-  in a new conversation (so the prompt never grows), and its ``tokens``, ``tokens_per_s`` and
-  ``first_token_s`` are the app's own figures. The answer streams through the hub and storage to one
-  connected browser window on /chat (phase "window"), then to one ``/api/events`` client instead
-  (phase "events").
-* Directly: the model loaded in the benchmark process by the app's own loader
-  (``jarvis.models.local.LlamaCppModel``, which calls ``llama_cpp.Llama(...).create_completion(...,
-  stream=True)``), so n_ctx, threads, batch threads, prompt, stop sequences and sampling are the app's
-  whatever its version. Counted as the app counts: one token per non-empty streamed piece, tokens/s
-  from the first piece to the last ((n - 1) / (t_last - t_first); n / (t_end - t_first) is kept too).
-  It runs in a long-lived worker thread, as the app runs the model (through asyncio.to_thread), so
-  that llama.cpp's OpenMP (libgomp) thread team is driven the same way.
+* ``throughput``: tokens/s and first token of one answer through the app, streaming to one browser
+  window on /chat (phase "window") and then to one ``/api/events`` client (phase "events"), against
+  three peers on the same GGUF and prompt: llama-cpp-python's ``Llama`` with its own defaults,
+  llama-cpp-python's OpenAI-compatible server (``python -m llama_cpp.server``), and the app's own
+  model wrapper called directly (``jarvis.models.local.LlamaCppModel``: the app's settings without
+  the hub, storage and clients: what the app adds). The app answers in the conversation the window
+  shows, so its prompt grows by one exchange per answer; each peer gets the very prompt the app's next
+  answer reads (the same history); temperature 0. The texts are compared but need not be equal:
+  each subject's cache holds what it read and wrote before, and llama.cpp's sums come out slightly
+  differently when a prompt is read in other pieces, which can tip a greedy choice.
+* ``threads``: the app with 1, 2 and the automatic number of CPU threads, streaming to one browser
+  window: tokens/s of an answer, and the first token of a long message (where reading the prompt,
+  on the batch threads, dominates).
+* ``cold``: the first message after a plain start (the default model on standby, not loaded): from
+  the request to the first words at an ``/api/events`` client, and from the launch; against
+  ``llama_cpp.server`` from its launch (it loads the model before it serves) to its first token.
+* ``memory``: resident memory of the app's process tree, started plainly with one browser window
+  open: idle with no model loaded, with the model loaded, and after it was unloaded; against
+  ``llama_cpp.server`` idle (its model stays loaded).
+* ``long``: a conversation of 40 messages and more through the app (real answers, up to 512 tokens
+  each, temperature 0): the first token of the next messages; then the same history replayed on the
+  app's wrapper with the app's prompt (its beginning kept) and with the rule before (the oldest
+  message dropped whenever one comes in), counting with llama.cpp's own counters how many prompt
+  tokens each turn evaluated.
 
-They take turns (the order rotates each repetition), after one discarded warm-up answer each. The texts must be identical:
-that checks that both ran the same prompt and sampling.
+Every process started here is ended on success, error and Ctrl+C.
 """
 from __future__ import annotations
 
 import tempfile
 import threading
 import time
-import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import httpx
+from . import chat_lifecycle, long_chat
+from .chat_app import MODEL_NAME, BenchApp
+from .common import Processes, log, ratio, start_chromium, summary, target, wait_for
+from .llama_peers import LlamaDefaults, LlamaServer, Worker, app_request
 
-from .common import (
-    HOST,
-    Processes,
-    free_port,
-    jarvis_command,
-    log,
-    ratio,
-    start_chromium,
-    summary,
-    target,
-    wait_for,
-    wait_http,
-)
-
-TARGET_RATIO = 0.95
-MODEL_NAME = 'gemma-3-270m-q4_k_m'
+PARTS = ('throughput', 'threads', 'cold', 'memory', 'long')
+TARGET_RATIO = 0.95  # app tokens/s against each peer's
+TARGET_COLD_FIRST_TOKEN_S = 1.5
+TARGET_LONG_FIRST_TOKEN_S = 1.0
+TARGET_IDLE_RSS_MIB = 120.0
 PROMPT = 'List all the US states with a fact about each one.'  # the default model fills max_tokens (about 430 alone)
+SUBJECTS = ('app', 'wrapper', 'llama_defaults', 'llama_server')
 
 
-class Direct:
-    """The model loaded by the app's own loader (jarvis.models.local.LlamaCppModel: the same n_ctx,
-    threads, batch threads and GPU layers as the app), generating through its ``stream_chat`` (the same
-    transcript, stop sequences and sampling) straight into this process: no hub, storage, event loop
-    or client."""
+class Wrapper:
+    """The model loaded by the app's own loader (the app's n_ctx, threads, batch threads and GPU layers),
+    generating through its ``stream_chat`` (the same transcript, stop sequences and sampling) straight
+    into this process: no hub, storage, event loop or client."""
 
     def __init__(self, path: Path, context_length: int, gpu_layers: int) -> None:
-        from jarvis.models.local import LlamaCppModel, default_threads  # pylint: disable=import-outside-toplevel
+        from jarvis.models.local import LlamaCppModel  # pylint: disable=import-outside-toplevel
         self.model = LlamaCppModel(path, context_length=context_length, gpu_layers=gpu_layers)
-        self.n_ctx = self.model.context_length
-        self.threads = getattr(self.model, 'threads', None) or default_threads()
-        self.chat_template = self.model.chat_template
+        self.settings = {'n_ctx': self.model.context_length, 'n_threads': self.model.threads,
+                         'n_threads_batch': self.model.threads_batch}
 
-    def generate(self, prompt: str, max_tokens: int, temperature: float) -> dict[str, Any]:
-        from jarvis.assistant.assistant import SYSTEM_PROMPT  # pylint: disable=import-outside-toplevel
-        from jarvis.models.base import ChatTurn, GenerationOptions  # pylint: disable=import-outside-toplevel
-        turns = [ChatTurn('system', SYSTEM_PROMPT), ChatTurn('user', prompt)]
-        options = GenerationOptions(max_tokens=max_tokens, temperature=temperature)
-        started = time.perf_counter()
-        pieces, first, last = [], None, None
-        for piece in self.model.stream_chat(turns, options, threading.Event()):
-            if piece:  # one token per non-empty streamed piece, as the app counts
-                last = time.perf_counter()
-                first = first or last
-                pieces.append(piece)
-        finished = time.perf_counter()
-        count = len(pieces)
-        return {
-            'tokens': count,
-            # the app's figure: from the first token to the last, (count - 1) intervals
-            'tokens_per_s': (count - 1) / (last - first) if first and last and last > first and count > 1 else None,
-            # the same up to the end of the stream, count / (end - first), the app's earlier formula
-            'tokens_per_s_to_end': count / (finished - first) if first and finished > first else None,
-            'first_token_s': first - started if first else None,
-            'total_s': finished - started,
-            'text': ''.join(pieces).strip(),
-        }
+    def generate(self, history: list[tuple[str, str]], max_tokens: int, temperature: float) -> dict[str, Any]:
+        from jarvis.assistant.assistant import SYSTEM_PROMPT, fit_to_context  # pylint: disable=import-outside-toplevel
+        from jarvis.events import ChatMessage  # pylint: disable=import-outside-toplevel
+        from jarvis.models.base import GenerationOptions  # pylint: disable=import-outside-toplevel
+
+        from .llama_peers import Stopwatch  # pylint: disable=import-outside-toplevel
+        messages = [ChatMessage(role=role, text=text) for role, text in history]  # type: ignore[arg-type]
+        turns = fit_to_context(self.model, SYSTEM_PROMPT, messages, max_tokens)
+        watch = Stopwatch()
+        for piece in self.model.stream_chat(turns, GenerationOptions(max_tokens=max_tokens, temperature=temperature),
+                                            threading.Event()):
+            watch.piece(piece)
+        return watch.result()
 
     def close(self) -> None:
         self.model.close()
 
 
-class EventsClient:
-    """One /api/events client in a thread, counting chat_message events."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.chat_events = 0
-        self._stop = threading.Event()
-        self._connected = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name='events-client')
-
-    def start(self) -> EventsClient:
-        self._thread.start()
-        if not self._connected.wait(30):
-            raise TimeoutError('the /api/events client did not connect')
-        return self
-
-    def _run(self) -> None:
-        from websockets.sync.client import connect  # pylint: disable=import-outside-toplevel
-        with connect(self.url, max_size=None) as websocket:
-            self._connected.set()
-            while not self._stop.is_set():
-                try:
-                    message = websocket.recv(timeout=0.5)
-                except TimeoutError:
-                    continue
-                if isinstance(message, str) and message.startswith('{"type": "chat_message"'):
-                    self.chat_events += 1
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-
-
-def _seed_options(data_dir: Path, options: dict[str, Any]) -> None:
-    from jarvis.models.manager import OPTIONS_KEY  # pylint: disable=import-outside-toplevel
-    from jarvis.storage import Database, SettingsStore  # pylint: disable=import-outside-toplevel
-    data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(data_dir / 'jarvis.db')
-    try:
-        SettingsStore(db).set_blocking(OPTIONS_KEY, options)
-    finally:
-        db.close()
-
-
-def _app_answer(http: httpx.Client, model: str) -> dict[str, Any]:
-    response = http.post('/api/chat', json={'message': PROMPT, 'conversation_id': f'bench-{uuid.uuid4().hex}'})
-    response.raise_for_status()
-    answer = response.json()
-    if answer.get('status') != 'done' or answer.get('source') != model:
-        raise RuntimeError(f'the app did not answer with the model: {answer}')
-    return {'tokens': answer['tokens'], 'tokens_per_s': answer['tokens_per_s'],
-            'first_token_s': answer['first_token_s'], 'text': answer['text']}
-
-
 def run(procs: Processes, *, quick: bool, repeat: int | None = None, max_tokens: int = 128,
-        models_dir: Path | None = None) -> dict[str, Any]:
+        models_dir: Path | None = None, parts: list[str] | None = None) -> dict[str, Any]:
     from jarvis.models.default_model import ensure_default_model  # pylint: disable=import-outside-toplevel
-    repeat = repeat or (2 if quick else 6)
-    options = {'context_length': 4096, 'temperature': 0.0, 'gpu_layers': 0, 'max_tokens': max_tokens}
-    runs: list[dict[str, Any]] = []
-    checks: dict[str, Any] = {}
+    parts = [p for p in PARTS if p in (parts or PARTS)]
+    result: dict[str, Any] = {
+        'description': 'The chat with the default Gemma GGUF against llama-cpp-python (its defaults, its '
+                       'server) and the app\'s own model wrapper',
+        'settings': {'quick': quick, 'max_tokens': max_tokens, 'model': MODEL_NAME, 'parts': parts},
+        'targets': {},
+    }
     with tempfile.TemporaryDirectory(prefix='bench-chat-') as tmp:
         workdir = Path(tmp)
         models = models_dir or workdir / 'models'
         model_path = ensure_default_model(models)
-        data_dir = workdir / 'data'
-        _seed_options(data_dir, options)
-        port = free_port()
-        base = f'http://{HOST}:{port}'
-        log_path = workdir / 'app.log'
-        process = procs.popen([*jarvis_command(), '--no-open', '--port', str(port), '--data-dir', str(data_dir),
-                               '--no-default-model'], env={'JARVIS_MODELS_DIR': str(models)}, log_path=log_path)
-        direct = None
-        worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix='direct-llama')
-        driver = None
-        events = None
-        try:
-            wait_http(base + '/api/hub/stats', process, log_path=log_path)
-            with httpx.Client(base_url=base, timeout=600) as http:
-                loaded = http.post('/api/models/load', json={'model': MODEL_NAME})
-                if loaded.status_code != 200:
-                    raise RuntimeError(f'the app could not load {MODEL_NAME}: {loaded.text}')
-                log('chat: model loaded in the app; loading it directly (n_ctx, threads as the app)')
-                direct = worker.submit(Direct, model_path, options['context_length'], options['gpu_layers']).result()
-                checks.update({'n_ctx': direct.n_ctx, 'threads': direct.threads,
-                               'chat_template': bool(direct.chat_template), 'prompt': PROMPT, **options})
+        for part in parts:
+            log(f'chat: --- {part} ---')
+            began = time.monotonic()
+            try:
+                if part == 'throughput':
+                    outcome = throughput(procs, workdir, models, model_path, quick=quick, repeat=repeat,
+                                         max_tokens=max_tokens)
+                elif part == 'threads':
+                    outcome = chat_lifecycle.threads(procs, workdir, models, quick=quick, max_tokens=max_tokens)
+                elif part == 'cold':
+                    outcome = chat_lifecycle.cold_start(procs, workdir, models, model_path, quick=quick)
+                elif part == 'memory':
+                    outcome = chat_lifecycle.memory(procs, workdir, models, model_path, quick=quick)
+                else:
+                    outcome = long_chat.run(procs, workdir, models, model_path, quick=quick)
+            except Exception as error:  # pylint: disable=broad-except  # report it, run the other parts
+                import traceback  # pylint: disable=import-outside-toplevel
+                traceback.print_exc()
+                outcome = {'error': f'{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ""}'}
+            finally:
+                procs.cleanup()
+            outcome['duration_s'] = round(time.monotonic() - began, 1)
+            result[part] = outcome
+    _targets(result)
+    return result
 
-                for phase in ('window', 'events'):
-                    if phase == 'window':
-                        driver = procs.add_driver(start_chromium())
-                        driver.set_page_load_timeout(60)
-                        driver.get(base + '/chat')
-                        wait_for(lambda: driver.find_elements('css selector', '[data-testid="chat-input"]'),
-                                 timeout=60, message='the Chat view did not open')
-                    else:
-                        events = EventsClient(base.replace('http://', 'ws://') + '/api/events').start()
-                    _app_answer(http, MODEL_NAME)  # warm-up, not counted
-                    worker.submit(direct.generate, PROMPT, max_tokens, 0.0).result()
-                    subjects = ['direct', 'app']
-                    for rep in range(repeat):
-                        order = subjects[rep % len(subjects):] + subjects[:rep % len(subjects)]  # take turns
-                        for subject in order:
-                            if subject == 'direct':
-                                result = worker.submit(direct.generate, PROMPT, max_tokens, 0.0).result()
-                            else:
-                                before = events.chat_events if events else 0
-                                result = _app_answer(http, MODEL_NAME)
-                                if phase == 'window':  # the finished bubble shows the app's own figure
-                                    shown = f'{result["tokens_per_s"]:.1f} tokens/s'
-                                    result['window_showed_answer'] = bool(wait_for(
-                                        lambda: shown in driver.execute_script(
-                                            'const m = document.querySelectorAll(\'[data-testid="bubble-meta"]\');'
-                                            'return m.length ? m[m.length - 1].innerText : ""'),
-                                        timeout=15, message='the window did not show the finished answer'))
-                                else:
-                                    time.sleep(0.3)
-                                    result['events_received'] = events.chat_events - before
-                            result.update({'subject': subject, 'phase': phase, 'rep': rep})
-                            runs.append(result)
-                            log(f'chat: {phase} {rep + 1}/{repeat}: {subject}: {result["tokens"]} tokens, '
-                                f'{result["tokens_per_s"]:.1f} tokens/s, first token {result["first_token_s"]:.3f} s')
-                    if driver is not None:
-                        procs.quit_driver(driver)
-                        driver = None
-                    if events is not None:
-                        events.stop()
-                        events = None
-        finally:
-            if events is not None:
-                events.stop()
+
+def notes(result: dict[str, Any]) -> list[str]:
+    """What the chat rows measured, in plain sentences."""
+    found: list[str] = []
+    throughput_ = result.get('throughput') or {}
+    if 'checks' in throughput_:
+        checks = throughput_['checks']
+        settings = checks.get('settings') or {}
+
+        def threads(subject: str) -> str:
+            s = settings.get(subject) or {}
+            return f'{s.get("n_threads")}/{s.get("n_threads_batch")}'
+
+        same = [peer for peer in ('llama_defaults', 'llama_server') if checks.get(f'same_text_{peer}')]
+        found.append(
+            'Chat throughput: the app\'s tokens/s is its own figure (first token to last, one token per streamed '
+            'piece), every peer is counted the same way on the same GGUF, prompt (the app\'s transcript), '
+            'temperature 0, stop sequences and repetition penalties, taking turns after a discarded warm-up each. '
+            f'Threads (generating/reading the prompt): app and wrapper {threads("app")}, Llama() defaults '
+            f'{threads("llama_defaults")}, llama_cpp.server defaults {threads("llama_server")}; context 4,096 '
+            'tokens everywhere (the libraries\' own 512 and 2,048 are too small for a long conversation); the '
+            'penalties look at the last 256 tokens in the app and at the libraries\' default 64 in the peers. '
+            + ('The app and its wrapper wrote the identical texts' if checks.get('identical_texts_app_wrapper')
+               else 'The app\'s and its wrapper\'s texts differ in places (each reads the growing conversation '
+                    'in other pieces: its own cache, the app\'s reading ahead; the sums round differently)')
+            + (f'; {" and ".join(same)} wrote the same as the app.' if same
+               else '; the peers\' texts differ too (also their penalty window).'))
+    if 'stats' in (result.get('threads') or {}):
+        auto = result['threads']['auto']
+        found.append(f'Chat threads: the app streaming to one browser window on /chat with 1, 2 and the automatic '
+                     f'number of CPU threads (here {auto["threads"]} generating and {auto["batch_threads"]} reading '
+                     f'the prompt, of {auto["cores"]} cores); first token of a long message of about 700 tokens.')
+    if 'app_runs' in (result.get('cold') or {}):
+        found.append('Chat cold start: a plain start (the default model on standby, its GGUF already assembled, in '
+                     'the page cache), then one message as soon as it serves: from the request to its first words '
+                     'at an /api/events client (loading the model, reading the prompt, 100 ms coalescing of the '
+                     'stream), and from the launch. llama_cpp.server loads the model before it serves: from its '
+                     'launch to the first token of the same prompt.')
+    if 'app_idle_rss_mib' in (result.get('memory') or {}):
+        found.append('Chat memory: RSS of the app\'s process tree sampled every second with one browser window on '
+                     'the System view: idle after a plain start (no model loaded), with the model loaded after one '
+                     'message, and after POST /api/models/unload (the keep-alive unloads the same way); against '
+                     'llama_cpp.server idle after one answer.')
+    if 'replay' in (result.get('long') or {}):
+        settings = result['long']['settings']
+        found.append('Chat long conversation: the app answers a conversation for real (temperature 0, up to 512 '
+                     'tokens an answer, 4,096-token context), each message sent '
+                     f'{settings["reading_s"]:g} s after the previous answer (a quick reader; the model reads the '
+                     'next prompt\'s beginning meanwhile); the first token is timed for the messages after the '
+                     f'first {settings["build_turns"] * 2}, at an /api/events client. The replay '
+                     'times the same turns on the app\'s wrapper with the previous turn and its answer in the cache, '
+                     'with the app\'s prompt and with the rule before (the oldest message dropped for every new one); '
+                     '"evaluated" is llama.cpp\'s count of prompt tokens it computed.')
+    return found
+
+
+def _targets(result: dict[str, Any]) -> None:
+    targets = result['targets']
+    phases = (result.get('throughput') or {}).get('phases') or {}
+    for phase, data in phases.items():
+        for peer in SUBJECTS[1:]:
+            targets[f'ratio_{phase}_vs_{peer}'] = target(data['ratios'].get(peer), '>=', TARGET_RATIO)
+    cold = result.get('cold') or {}
+    if 'app_request_to_first_words_s' in cold:
+        targets['cold_first_token_s'] = target(cold['app_request_to_first_words_s'].get('p50'), '<',
+                                               TARGET_COLD_FIRST_TOKEN_S)
+    memory = result.get('memory') or {}
+    if 'app_idle_rss_mib' in memory:
+        targets['idle_rss_mib'] = target(memory['app_idle_rss_mib'].get('max'), '<', TARGET_IDLE_RSS_MIB)
+        targets['rss_after_unload_mib'] = target(memory['app_after_unload_rss_mib'].get('max'), '<',
+                                                 TARGET_IDLE_RSS_MIB)
+    long = result.get('long') or {}
+    if 'app_request_to_first_words_s' in long:
+        targets['long_first_token_s'] = target(long['app_request_to_first_words_s'].get('p50'), '<=',
+                                               TARGET_LONG_FIRST_TOKEN_S)
+
+
+# --- throughput ---------------------------------------------------------------------------------
+
+def throughput(procs: Processes, workdir: Path, models: Path, model_path: Path, *, quick: bool,
+               repeat: int | None, max_tokens: int) -> dict[str, Any]:
+    repeat = repeat or (2 if quick else 6)
+    options = {'context_length': 4096, 'temperature': 0.0, 'gpu_layers': 0, 'max_tokens': max_tokens}
+    runs: list[dict[str, Any]] = []
+    checks: dict[str, Any] = {'prompt': PROMPT, **options}
+    app = BenchApp(procs, workdir, models, options=options, default_model=False)
+    wrapper_worker, defaults_worker = Worker('app-wrapper'), Worker('llama-defaults')
+    wrapper = defaults = server = driver = None
+    try:
+        app.wait_ready()
+        app.load()
+        log('chat: the app loaded the model; loading the peers')
+        wrapper = wrapper_worker.run(Wrapper, model_path, options['context_length'], options['gpu_layers'])
+        defaults = defaults_worker.run(LlamaDefaults, model_path)
+        server = LlamaServer(procs, model_path, workdir / 'llama-server.log')
+        server.wait_ready()
+        checks['settings'] = {'app': wrapper.settings, 'wrapper': wrapper.settings,
+                              'llama_defaults': defaults.settings, 'llama_server': server.settings()}
+
+        def answer(subject: str, phase: str, history: list[tuple[str, str]]) -> dict[str, Any]:
+            """One answer to PROMPT after ``history``, the conversation the app shows now."""
+            if subject == 'app':
+                result = app.ask(PROMPT, None)
+                app.wait_idle()  # the model reads ahead after an answer: not while a peer is timed
+                if phase == 'window':  # the finished bubble shows the app's own figure
+                    shown = f'{result["tokens_per_s"]:.1f} tokens/s'
+                    result['window_showed_answer'] = bool(wait_for(
+                        lambda: shown in driver.execute_script(
+                            'const m = document.querySelectorAll(\'[data-testid="bubble-meta"]\');'
+                            'return m.length ? m[m.length - 1].innerText : ""'),
+                        timeout=15, message='the window did not show the finished answer'))
+                return result
+            turns = [*history, ('user', PROMPT)]
+            if subject == 'wrapper':
+                return wrapper_worker.run(wrapper.generate, turns, max_tokens, 0.0)
+            if subject == 'llama_defaults':
+                return defaults_worker.run(defaults.generate, app_request(turns, max_tokens))
+            return server.generate(app_request(turns, max_tokens))
+
+        for phase in ('window', 'events'):
+            if phase == 'window':
+                driver = procs.add_driver(start_chromium())
+                driver.set_page_load_timeout(60)
+                driver.get(app.url + '/chat')
+                wait_for(lambda: driver.find_elements('css selector', '[data-testid="chat-input"]'),
+                         timeout=60, message='the Chat view did not open')
+            else:
+                app.listen()
+            history = app.shown_history()
+            for subject in SUBJECTS:  # warm-up, not counted
+                answer(subject, phase, history)
+            for rep in range(repeat):
+                history = app.shown_history()  # what the app's next answer reads, for every subject
+                shift = rep % len(SUBJECTS)
+                for subject in SUBJECTS[shift:] + SUBJECTS[:shift]:  # take turns
+                    result = answer(subject, phase, history)
+                    result.update({'subject': subject, 'phase': phase, 'rep': rep})
+                    runs.append(result)
+                    log(f'chat: {phase} {rep + 1}/{repeat}: {subject}: {result["tokens"]} tokens, '
+                        f'{result["tokens_per_s"] or 0:.1f} tokens/s, first token {result["first_token_s"] or 0:.3f} s')
             if driver is not None:
                 procs.quit_driver(driver)
-            if direct is not None:
-                worker.submit(direct.close).result()
-            worker.shutdown()
-            procs.stop(process)
+                driver = None
+    finally:
+        if driver is not None:
+            procs.quit_driver(driver)
+        if wrapper is not None:
+            wrapper_worker.run(wrapper.close)
+        if defaults is not None:
+            defaults_worker.run(defaults.close)
+        wrapper_worker.shutdown()
+        defaults_worker.shutdown()
+        if server is not None:
+            server.stop()
+        app.stop()
 
     def values(phase: str, subject: str, key: str) -> list[float]:
-        return [r[key] for r in runs if r['phase'] == phase and r['subject'] == subject and r[key] is not None]
+        return [r[key] for r in runs if r['phase'] == phase and r['subject'] == subject and r.get(key) is not None]
 
     phases: dict[str, Any] = {}
     for phase in ('window', 'events'):
-        paired = []
-        for rep in range(repeat):
-            app = next(r for r in runs if r['phase'] == phase and r['subject'] == 'app' and r['rep'] == rep)
-            other = next(r for r in runs if r['phase'] == phase and r['subject'] == 'direct' and r['rep'] == rep)
-            paired.append(ratio(app['tokens_per_s'], other['tokens_per_s']))
-        app_tps = summary(values(phase, 'app', 'tokens_per_s'))
-        direct_tps = summary(values(phase, 'direct', 'tokens_per_s'))
+        stats = {subject: {'tokens_per_s': summary(values(phase, subject, 'tokens_per_s')),
+                           'first_token_s': summary(values(phase, subject, 'first_token_s'))}
+                 for subject in SUBJECTS}
+        app_p50 = stats['app']['tokens_per_s'].get('p50')
         phases[phase] = {
-            'app_tokens_per_s': app_tps,
-            'direct_tokens_per_s': direct_tps,
-            'app_first_token_s': summary(values(phase, 'app', 'first_token_s')),
-            'direct_first_token_s': summary(values(phase, 'direct', 'first_token_s')),
+            'stats': stats,
+            'ratios': {peer: ratio(app_p50, stats[peer]['tokens_per_s'].get('p50')) for peer in SUBJECTS[1:]},
             'tokens': sorted({r['tokens'] for r in runs if r['phase'] == phase}),
-            'ratio_of_medians': ratio(app_tps.get('p50'), direct_tps.get('p50')),
-            'ratio_paired': summary(paired),
         }
-    texts = {r['text'] for r in runs}
-    checks['identical_texts'] = len(texts) == 1
+    def texts(subject: str) -> list[str]:
+        return [r['text'] for r in sorted(runs, key=lambda r: (r['phase'], r['rep'])) if r['subject'] == subject]
+
+    checks['identical_texts_app_wrapper'] = texts('app') == texts('wrapper')
+    for peer in ('llama_defaults', 'llama_server'):
+        checks[f'same_text_{peer}'] = texts(peer) == texts('app')
     for r in runs:
         r.pop('text', None)
-    return {
-        'description': 'Chat overhead: tokens/s through the app vs llama-cpp-python directly',
-        'settings': {'repeat': repeat, 'max_tokens': max_tokens, 'model': MODEL_NAME},
-        'checks': checks,
-        'runs': runs,
-        'phases': phases,
-        'targets': {f'ratio_{phase}': target(phases[phase]['ratio_of_medians'], '>=', TARGET_RATIO)
-                    for phase in phases},
-    }
+    return {'repeat': repeat, 'checks': checks, 'runs': runs, 'phases': phases}

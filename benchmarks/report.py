@@ -109,7 +109,7 @@ def rows(results: dict[str, Any]) -> list[list[str]]:
                       _spread(s['app'], 2), _spread(s['glances'], 2), _num(start['ratio_app_vs_glances']),
                       _target_text(t['app_s'], ' s'), _met(t['app_s'])])
         if 'app_with_model' in s:
-            table.append([f'Start-up ({n}×)', 'Same, default Gemma model restoring in the background',
+            table.append([f'Start-up ({n}×)', 'Same, the default Gemma model checked and put on standby (it loads with the first message)',
                           _spread(s['app_with_model'], 2), _spread(s['glances'], 2),
                           _num(start['ratio_app_with_model_vs_glances']),
                           _target_text(t['app_with_model_s'], ' s'), _met(t['app_with_model_s'])])
@@ -117,18 +117,8 @@ def rows(results: dict[str, Any]) -> list[list[str]]:
         table.append(['Start-up', 'failed: ' + start.get('error', '?'), NA, NA, NA, NA, 'not measured'])
 
     chat = bench.get('chat')
-    if chat and 'phases' in chat:
-        n = chat['settings']['repeat']
-        labels = {'window': 'streaming to 1 browser window on /chat', 'events': 'streaming to 1 /api/events client'}
-        for phase, data in chat['phases'].items():
-            table.append([f'Chat, Gemma 3 270M, {chat["settings"]["max_tokens"]} tokens max, temp 0 ({n}×)',
-                          f'Tokens/s vs llama-cpp-python directly, {labels[phase]}',
-                          _spread(data['app_tokens_per_s'], 1), _spread(data['direct_tokens_per_s'], 1),
-                          _num(data['ratio_of_medians'], 3), _target_text(chat['targets'][f'ratio_{phase}'])
-                          + ' (ratio)', _met(chat['targets'][f'ratio_{phase}'])])
-        data = chat['phases']['window']
-        table.append(['Chat', 'First token, s (window phase)', _spread(data['app_first_token_s'], 3),
-                      _spread(data['direct_first_token_s'], 3), NA, NA, NA])
+    if chat and 'settings' in chat:
+        table += chat_rows(chat)
     elif chat:
         table.append(['Chat', 'failed: ' + chat.get('error', '?'), NA, NA, NA, NA, 'not measured'])
 
@@ -164,10 +154,96 @@ def rows(results: dict[str, Any]) -> list[list[str]]:
     return table
 
 
-def ratio_of(first: dict[str, Any] | None, second: dict[str, Any] | None) -> float | None:
-    if not first or not second or not first.get('n') or not second.get('n') or not second['p50']:
+PEERS = {'llama_defaults': 'llama-cpp-python Llama() with its defaults',
+         'llama_server': 'llama_cpp.server (OpenAI API) with its defaults',
+         'wrapper': "the app's own model wrapper (what the app adds)"}
+
+
+def chat_rows(chat: dict[str, Any]) -> list[list[str]]:
+    table: list[list[str]] = []
+    targets = chat.get('targets') or {}
+    for part in chat['settings'].get('parts', []):
+        outcome = chat.get(part) or {}
+        if 'error' in outcome:
+            table.append([f'Chat ({part})', 'failed: ' + outcome['error'], NA, NA, NA, NA, 'not measured'])
+    throughput = chat.get('throughput') or {}
+    if 'phases' in throughput:
+        n = throughput['repeat']
+        labels = {'window': 'streaming to 1 browser window on /chat', 'events': 'streaming to 1 /api/events client'}
+        for phase, data in throughput['phases'].items():
+            stats = data['stats']
+            for peer, name in PEERS.items():
+                goal = targets.get(f'ratio_{phase}_vs_{peer}')
+                table.append([f'Chat, Gemma 3 270M, {chat["settings"]["max_tokens"]} tokens max, temp 0 ({n}×)',
+                              f'Tokens/s vs {name}, {labels[phase]}', _spread(stats['app']['tokens_per_s'], 1),
+                              _spread(stats[peer]['tokens_per_s'], 1), _num(data['ratios'][peer], 3),
+                              _target_text(goal) + ' (ratio)', _met(goal)])
+            table.append(['Chat', f'First token, s ({phase} phase): app vs Llama() / server / wrapper',
+                          _spread(stats['app']['first_token_s'], 3),
+                          ' / '.join(_spread(stats[peer]['first_token_s'], 3) for peer in PEERS), NA, NA, NA])
+    threads = chat.get('threads') or {}
+    if 'stats' in threads:
+        auto = threads['auto']
+        names = {'1': '1', '2': '2', '0': f'auto ({auto["threads"]}+{auto["batch_threads"]})'}
+        order = ('1', '2', '0')
+        table.append([f'Chat, CPU threads ({threads["repeat"]}×), 1 browser window',
+                      'Tokens/s with ' + ' / '.join(names[c] for c in order) + ' threads',
+                      ' / '.join(_spread(threads['stats'][c]['tokens_per_s'], 1) for c in order), NA, NA, NA, NA])
+        table.append(['Chat, CPU threads', 'First token of a long message (~700 tokens), s, '
+                      + ' / '.join(names[c] for c in order),
+                      ' / '.join(_spread(threads['stats'][c]['long_message_first_token_s'], 2) for c in order),
+                      NA, NA, NA, NA])
+    cold = chat.get('cold') or {}
+    if 'app_runs' in cold:
+        goal = targets.get('cold_first_token_s')
+        table.append([f'Chat, cold start ({cold["repeat"]}×)',
+                      'First message after a plain start (model on standby): request → first words, s',
+                      _spread(cold['app_request_to_first_words_s'], 2), NA, NA, _target_text(goal, ' s'), _met(goal)])
+        table.append(['Chat, cold start', 'Launch → first words, s, vs llama_cpp.server launch → first token',
+                      _spread(cold['app_launch_to_first_words_s'], 2), _spread(cold['server_launch_to_first_token_s'], 2),
+                      _num(ratio_of(cold['app_launch_to_first_words_s'], cold['server_launch_to_first_token_s'])),
+                      NA, NA])
+    memory = chat.get('memory') or {}
+    if 'app_idle_rss_mib' in memory:
+        goal = targets.get('idle_rss_mib')
+        table.append(['Chat, memory, 1 browser window', 'RSS, MiB, idle with no model loaded, vs llama_cpp.server idle',
+                      _spread(memory['app_idle_rss_mib'], 1), _spread(memory.get('server_idle_rss_mib'), 1),
+                      _num(ratio_of(memory['app_idle_rss_mib'], memory.get('server_idle_rss_mib'))),
+                      _target_text(goal, ' MiB') + ' (max)', _met(goal)])
+        goal = targets.get('rss_after_unload_mib')
+        table.append(['Chat, memory', 'RSS, MiB, with the model loaded / after unloading it',
+                      f'{_spread(memory["app_loaded_rss_mib"], 1)} / {_spread(memory["app_after_unload_rss_mib"], 1)}',
+                      NA, NA, _target_text(goal, ' MiB') + ' (after, max)', _met(goal)])
+    long = chat.get('long') or {}
+    if 'replay' in long:
+        goal = targets.get('long_first_token_s')
+        before = long['messages_before_measured']
+        table.append([f'Chat, long conversation (messages {before[0] + 1}–{before[-1] + 1})',
+                      'First token, s (request → first words), p50 (max)',
+                      f'{_num(long["app_request_to_first_words_s"].get("p50"))} '
+                      f'({_num(long["app_request_to_first_words_s"].get("max"))})', NA, NA,
+                      _target_text(goal, ' s') + ' (p50)', _met(goal)])
+        rules = long['replay']['rules']
+        if {'kept_beginning', 'drop_one_per_message'} <= set(rules):
+            kept, dropped = rules['kept_beginning'], rules['drop_one_per_message']
+            table.append(['Chat, long conversation, replayed on the wrapper',
+                          'Prompt tokens evaluated of the prompt, p50: kept beginning vs the rule before',
+                          f'{_num(kept["evaluated"].get("p50"), 0)} of {_num(kept["prompt_tokens"].get("p50"), 0)}',
+                          f'{_num(dropped["evaluated"].get("p50"), 0)} of '
+                          f'{_num(dropped["prompt_tokens"].get("p50"), 0)}', NA, NA, NA])
+            table.append(['Chat, long conversation, replayed on the wrapper',
+                          'First token, s, p50 (max): kept beginning vs the rule before',
+                          f'{_num(kept["first_token_s"].get("p50"))} ({_num(kept["first_token_s"].get("max"))})',
+                          f'{_num(dropped["first_token_s"].get("p50"))} ({_num(dropped["first_token_s"].get("max"))})',
+                          _num(ratio_of(kept['first_token_s'], dropped['first_token_s']), 3), NA, NA])
+    return table
+
+
+def ratio_of(a: dict[str, Any] | None, b: dict[str, Any] | None) -> float | None:
+    """The ratio of two medians."""
+    if not a or not b or not a.get('n') or not b.get('n') or not b.get('p50'):
         return None
-    return first['p50'] / second['p50']
+    return a['p50'] / b['p50']
 
 
 def _spread_range(stats: dict[str, Any]) -> str:

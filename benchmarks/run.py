@@ -10,7 +10,9 @@ Benchmarks (each measures J.A.R.V.I.S. and its peer side by side, taking turns, 
   fanout   latency and highest sustained event rate to 1/10/100 /api/events clients, latency to
            1 and 3 browser windows
   startup  launch to the first page served, against glances -w
-  chat     tokens/s of the Gemma GGUF through the app, against llama-cpp-python directly
+  chat     the Gemma GGUF through the app against llama-cpp-python with its defaults, its OpenAI-compatible
+           server and the app's own model wrapper: tokens/s, CPU threads, the first token of a cold
+           start and of a 40-message conversation, resident memory without a model (--chat-parts)
   processes  CPU cost of the process scan at the Processes panel's cadence, a few hundred processes running
   history  database size after 30 simulated days; time to draw the 7-day and 30-day chart in Chromium
 
@@ -64,7 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help='fanout: publish rate steps, events/s (50,100,200,500,1000,2000,5000)')
     group.add_argument('--startup-repeat', type=int, default=None, help='startup: launches of each subject (5)')
     group.add_argument('--chat-repeat', type=int, default=None, help='chat: answers of each subject per phase (6)')
-    group.add_argument('--max-tokens', type=int, default=128, help='chat: max_tokens of every answer (128)')
+    group.add_argument('--max-tokens', type=int, default=128,
+                       help='chat: max_tokens of every answer of the throughput and threads parts (128)')
+    group.add_argument('--chat-parts', default=','.join(chat.PARTS),
+                       help=f'chat: the parts to run (default: all of {",".join(chat.PARTS)})')
     group.add_argument('--scan-window', type=float, default=None, help='processes: seconds measured per subject (60)')
     group.add_argument('--scan-repeat', type=int, default=None, help='processes: repetitions of each subject (2)')
     group.add_argument('--scan-processes', type=int, default=None,
@@ -132,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
                     outcome = history.run(procs, quick=args.quick, every=args.history_every, repeat=args.chart_repeat)
                 else:
                     outcome = chat.run(procs, quick=args.quick, repeat=args.chat_repeat, max_tokens=args.max_tokens,
+                                       parts=[p.strip() for p in args.chat_parts.split(',') if p.strip()],
                                        models_dir=models_dir)
             except Exception as error:  # pylint: disable=broad-except  # report it, run the others
                 failed = True
@@ -206,15 +212,8 @@ def _notes(results: dict[str, Any]) -> list[str]:
                      'Window latency is measured in the page (MutationObserver, performance.timeOrigin + '
                      'performance.now()) when the toast of a published Notification enters the DOM. The server is '
                      'jarvis.app.run() as `jarvis --no-open` runs it, plus a benchmark-only publisher route.')
-    if 'chat' in bench and 'checks' in bench['chat']:
-        checks = bench['chat']['checks']
-        notes.append(f'Chat: app tokens/s is the app\'s own figure (first token to last); direct is the same '
-                     f'GGUF loaded by the app\'s own loader (LlamaCppModel over llama_cpp.Llama: n_ctx '
-                     f'{checks.get("n_ctx")}, {checks.get("threads")} thread(s), temperature '
-                     f'{checks.get("temperature")}, the same prompt) in a worker thread of the benchmark process, '
-                     f'counted the same way. '
-                     + ('Both produced the identical text.' if checks.get('identical_texts')
-                        else 'The texts differed between app and direct: check the settings.'))
+    if 'chat' in bench and 'error' not in bench['chat']:
+        notes += chat.notes(bench['chat'])
     if results.get('app_files_changed_during_run'):
         notes.append('The app\'s code changed while this run was going on (another change was being made in the '
                      'same working tree): ' + ', '.join(results['app_files_changed_during_run'])

@@ -1,8 +1,9 @@
 """Benchmark 3: start-up, from launching the server to its first page ``/`` served with 200.
 
 Subjects: ``jarvis --no-open --port P --data-dir <fresh dir> --no-default-model`` (no model), the same
-with the default Gemma model restored in the background at start (``JARVIS_MODELS_DIR`` points at a
-directory where the GGUF is already assembled, as on every start after the first), and
+without that flag, so that the default Gemma model is checked and put on standby in the background
+(``JARVIS_MODELS_DIR`` points at a directory where the GGUF is already assembled, as on every start
+after the first; it is loaded by the first message, not at start), and
 ``glances -w -B 127.0.0.1 -p P -t 2``. The clock starts right before the process is spawned and stops
 when ``GET /`` answers 200 (polled every 20 ms). One discarded launch of each first, so that every
 timed launch finds the files in the page cache; then the subjects take turns.

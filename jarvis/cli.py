@@ -54,8 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--data-dir', type=Path, default=None,
                         help='where history, settings and models are kept (env JARVIS_DATA_DIR)')
     parser.add_argument('--no-default-model', action='store_true',
-                        help='load no model at start: neither the last one used nor (installing it) the default '
-                             'Gemma model')
+                        help='load no model by itself: none waits for the first message (neither the last one used '
+                             'nor, installing it, the default Gemma model) until one is loaded in Models')
     parser.add_argument('--log-level', default='INFO', choices=['DEBUG', 'INFO', 'WARNING', 'ERROR'])
     parser.add_argument('--version', action='version', version=f'J.A.R.V.I.S. Desktop {__version__}')
     parser.add_argument(PROBE_FLAG, action='store_true', help=argparse.SUPPRESS)

@@ -109,10 +109,17 @@ class ChatMessage(Payload):
 
 @dataclass(frozen=True, slots=True)
 class ModelLoaded(Payload):
+    """The chat's model: the one loaded, or while none is, the one that loads with the next message."""
+
     event_type: ClassVar[str] = MODEL_LOADED
     model: str | None  # None once the active model was unloaded
     source: str = ''
     details: dict[str, Any] = field(default_factory=dict)
+    # while no model is loaded: the model that the next message loads (the last one used, else the
+    # default), '' when none loads by itself; ``loading`` while it is being loaded
+    standby: str = ''
+    standby_source: str = ''
+    loading: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -108,15 +108,15 @@ class Services:
         await self.assistant.start()
         await self.alerts.start()  # before the sampler: its first sample is checked too
         await self.system.start()
-        # the last model loads in the background: the window opens at once and the chat says
-        # "no model loaded" for the second or two it takes
+        # no model is loaded at start: the last one used (else the default, assembled now if it is
+        # missing) waits on standby for the first message that needs it
         self._restore = asyncio.get_running_loop().create_task(self.models.restore(), name='restore model')
         self._notices = [self.hub.publish(notice) for notice in self._pending_notices]
         self.started = True
         log.info('J.A.R.V.I.S. services started (data in %s)', self.settings.data_dir)
 
     async def model_ready(self) -> None:
-        """Wait until the model restored at start is loaded (or failed to load)."""
+        """Wait until the chat's model is on standby (the default one assembled, or its install failed)."""
         if self._restore is not None:
             await asyncio.shield(self._restore)
 

@@ -72,7 +72,7 @@ async def test_the_app_answers_with_gemma(settings: Settings, models_dir: Path, 
     await services.start()
     try:
         await services.model_ready()
-        assert services.models.active is not None and services.models.active.name == 'gemma-3-270m-q4_k_m'
+        assert services.models.standby == ('gemma-3-270m-q4_k_m', 'local'), 'loads with the first message'
         await services.models.set_options(max_tokens=12, temperature=0.0)
         answer = await services.assistant.send('Hello! Who are you?')
         assert answer.status == 'done' and answer.text

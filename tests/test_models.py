@@ -82,8 +82,11 @@ async def test_real_gemma_list_load_answer_unload_reload(services: Services) -> 
     await services.models.load(GEMMA)
     assert services.models.active is not None
     await asyncio.sleep(0.05)
-    assert [(e.model, e.source) for e in loaded] == [(GEMMA, 'local'), (None, ''), (GEMMA, 'local')]
-    assert loaded[0].details['quantization'] == 'Q4_K_M'
+    # every window sees the load begin (no model yet, the chat's model loading), end, and the unload
+    assert [(e.model, e.source, e.standby, e.loading) for e in loaded] == [
+        (None, '', GEMMA, True), (GEMMA, 'local', '', False), (None, '', '', False),
+        (None, '', GEMMA, True), (GEMMA, 'local', '', False)]
+    assert loaded[1].details['quantization'] == 'Q4_K_M'
 
 
 async def test_bad_files_are_refused_and_the_previous_model_stays(services: Services, models_dir: Path) -> None:
@@ -132,8 +135,10 @@ async def test_import_checks_the_file_first(services: Services, models_dir: Path
 
 async def test_settings_persist_and_bad_values_are_refused(model_settings: Settings, tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    """Settings survive a restart, and so does the active model (the default: restore the last model)."""
+    """Settings survive a restart, and so does the chat's model: the last one used is on standby (not loaded)
+    and loads with the first message."""
     monkeypatch.setenv('JARVIS_MODELS_DIR', str(tmp_path / 'models'))
+    (tmp_path / 'models' / 'gemma-copy.gguf').symlink_to(tmp_path / 'models' / DEFAULT_MODEL_FILE)
     services = Services(model_settings)
     services.plugins._builtins = []  # pylint: disable=protected-access
     await services.start()
@@ -143,7 +148,7 @@ async def test_settings_persist_and_bad_values_are_refused(model_settings: Setti
         with pytest.raises(ValueError):
             await services.models.set_options(**bad)
     assert services.models.options.context_length == 2048
-    await services.models.load(GEMMA)
+    await services.models.load('gemma-copy')
     assert services.models.active is not None and services.models.active.context_length == 2048
     assert services.models.active.details['threads'] == max(1, (os.cpu_count() or 2) - 1), 'a core left for the UI'
     await services.stop()
@@ -153,7 +158,11 @@ async def test_settings_persist_and_bad_values_are_refused(model_settings: Setti
     try:
         await again.model_ready()
         assert again.models.options.context_length == 2048 and again.models.options.temperature == 0.3
-        assert again.models.active is not None and again.models.active.name == GEMMA, 'restored at start'
+        assert again.models.active is None, 'nothing loads at start'
+        assert again.models.standby == ('gemma-copy', 'local'), 'the last one used, not the default'
+        answer = await again.assistant.send('Say hello.')
+        assert answer.status == 'done' and answer.model == 'gemma-copy' and answer.text
+        assert again.models.active is not None and again.models.active.context_length == 2048
     finally:
         await again.stop()
 
@@ -172,6 +181,9 @@ async def test_no_default_model_means_no_model_at_start(model_settings: Settings
     try:
         await again.model_ready()
         assert again.models.active is None and again.models.active_info is None
+        assert again.models.standby is None, 'none waits for the first message either'
+        assert (await again.assistant.send('hello')).text == again.assistant.no_model_text
+        assert again.models.active is None
         assert again.store.get(ACTIVE_KEY) == {'name': GEMMA, 'source': 'local'}, 'remembered for the next start'
     finally:
         await again.stop()

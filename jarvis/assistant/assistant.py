@@ -12,13 +12,14 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from typing import Protocol
 
 from ..config import Settings
 from ..events import ChatMessage, ConversationsChanged
 from ..hub import Hub
-from ..models.base import ChatModel, ChatTurn, GenerationOptions
+from ..models.base import ChatModel, ChatTurn, GenerationOptions, ModelLoadError
 from ..plugins.manager import PluginManager
 from ..storage import Database, SettingsStore
 from ..text import mark_lone_surrogates
@@ -57,6 +58,9 @@ class ModelSource(Protocol):
     @property
     def no_model_hint(self) -> str: ...
 
+    def use(self) -> AbstractAsyncContextManager[ChatModel | None]:
+        """The model for one answer, loaded first if it is not (ModelLoadError when it cannot be)."""
+
     def on_release(self, listener: Callable[[ChatModel], Awaitable[None]]) -> None: ...
 
 
@@ -75,6 +79,8 @@ class Assistant:
         self._options: dict[str, GenerationOptions] = {}  # answer id -> the caller's options (the /v1 routes)
         # answer id -> the model it uses and an event set once it lets go of it
         self._using: dict[str, tuple[ChatModel, asyncio.Event]] = {}
+        self._read_ahead: threading.Event | None = None  # set to stop reading the conversation ahead
+        self.reading_ahead: asyncio.Task | None = None  # the model reading the next prompt's beginning, if it does
         models.on_release(self.stop_answers_of)
 
     async def start(self) -> None:
@@ -87,6 +93,7 @@ class Assistant:
     async def stop(self) -> None:
         for cancel in self._cancel.values():
             cancel.set()
+        self._stop_reading_ahead()
 
     # --- conversations ----------------------------------------------------------------------
     # There is no "active" conversation for the whole app: each window shows the one it chose. What a
@@ -288,21 +295,69 @@ class Assistant:
         if reply is not None:
             return replace(answer, text=reply.text, status='error' if reply.error else 'done', source=reply.plugin)
         cancel = self._cancel.setdefault(answer.id, threading.Event())
+        self._stop_reading_ahead()  # what it read so far stays in the model's cache
         async with self._generation_lock:  # one model, one generation at a time; others wait their turn
-            model = self.models.active  # read after the wait: the model may have changed meanwhile
-            if model is None:
-                return replace(answer, text=self.no_model_text, status='done', source='J.A.R.V.I.S.')
-            released = asyncio.Event()
-            self._using[answer.id] = (model, released)
             try:
-                if not cancel.is_set():
-                    turns = await self._prompt(model, answer.conversation_id, answer.id)
-                if cancel.is_set():  # stopped, or the model is being released, before it started
-                    return replace(answer, status='stopped', source=model.name, model=model.name)
-                return await self._stream(model, turns, answer, cancel)
-            finally:
-                del self._using[answer.id]
-                released.set()
+                # after the wait: the model may have changed meanwhile. It is loaded here when it is
+                # not (the first message, or the first after the keep-alive unloaded it); a load
+                # under way is waited for, and the answer streams once it is done.
+                async with self.models.use() as model:
+                    if model is None:
+                        return replace(answer, text=self.no_model_text, status='done', source='J.A.R.V.I.S.')
+                    return await self._answer_with(model, answer, cancel)
+            except ModelLoadError as error:  # the error says why and what to do
+                return replace(answer, text=str(error), status='error', source='J.A.R.V.I.S.')
+
+    async def _answer_with(self, model: ChatModel, answer: ChatMessage, cancel: threading.Event) -> ChatMessage:
+        released = asyncio.Event()
+        self._using[answer.id] = (model, released)
+        try:
+            if not cancel.is_set():
+                history = await self._history(answer.conversation_id, answer.id)
+                turns = await self._fit(model, history, answer_id=answer.id)
+            if cancel.is_set():  # stopped, or the model is being released, before it started
+                return replace(answer, status='stopped', source=model.name, model=model.name)
+            final = await self._stream(model, turns, answer, cancel)
+        finally:
+            del self._using[answer.id]
+            released.set()
+        if final.status == 'done' and final.text:
+            self._start_reading_ahead([*history, final])
+        return final
+
+    def _start_reading_ahead(self, history: list[ChatMessage]) -> None:
+        """While the user reads the answer, let the model read the beginning of the next prompt.
+
+        Usually the model has read all of it already: the conversation so far, its own answer
+        included, is in its cache. But when one more message will make the conversation outgrow the
+        context, the next prompt starts further on (``fit_to_context``) and the model would read all
+        of it again when that message comes; reading it now means the message waits only for itself.
+        A new message stops the reading; what is read by then is kept.
+        """
+        self._stop_reading_ahead()
+        stop = self._read_ahead = threading.Event()
+        self.reading_ahead = asyncio.get_running_loop().create_task(self._read_conversation_ahead(history, stop),
+                                                                    name='read ahead')
+
+    def _stop_reading_ahead(self) -> None:
+        if self._read_ahead is not None:
+            self._read_ahead.set()
+
+    async def _read_conversation_ahead(self, history: list[ChatMessage], stop: threading.Event) -> None:
+        try:
+            async with self._generation_lock:
+                if stop.is_set():
+                    return
+                # the model loaded now, if any; not held: reading ahead is no use that keeps it loaded,
+                # and an unload stops the reading (LlamaCppModel.close)
+                model = self.models.active
+                read = getattr(model, 'prefill', None)
+                if model is None or read is None:  # none, or one without a cache of ours (Ollama keeps its own)
+                    return
+                turns = await self._fit(model, history, upcoming=True)
+                await asyncio.to_thread(read, turns, stop)
+        except Exception:  # pylint: disable=broad-except  # only a head start: the next message reads it anyway
+            log.debug('could not read the conversation ahead', exc_info=True)
 
     @property
     def no_model_text(self) -> str:
@@ -322,32 +377,44 @@ class Assistant:
                 waits.append(released.wait())
         await asyncio.gather(*waits)
 
-    async def _prompt(self, model: ChatModel, conversation_id: str, answer_id: str) -> list[ChatTurn]:
-        messages = await self._store.path_to(conversation_id, answer_id)  # the branch this answer is on
-        history = [m for m in messages if m.id != answer_id and m.status in ('done', 'stopped') and m.text]
-        options = self._options.get(answer_id) or self.models.generation_options
-        return await asyncio.to_thread(fit_to_context, model, SYSTEM_PROMPT, history, options.max_tokens)
+    async def _history(self, conversation_id: str, answer_id: str) -> list[ChatMessage]:
+        """The messages of the branch this answer is on that its prompt includes (not the answer itself)."""
+        messages = await self._store.path_to(conversation_id, answer_id)
+        return [m for m in messages if m.id != answer_id and m.status in ('done', 'stopped') and m.text]
+
+    async def _fit(self, model: ChatModel, history: list[ChatMessage], upcoming: bool = False,
+                   answer_id: str | None = None) -> list[ChatTurn]:
+        options = self._options.get(answer_id or '') or self.models.generation_options
+        return await asyncio.to_thread(fit_to_context, model, SYSTEM_PROMPT, history, options.max_tokens,
+                                       upcoming=upcoming)
 
     async def _stream(self, model: ChatModel, turns: list[ChatTurn], answer: ChatMessage,
                       cancel: threading.Event) -> ChatMessage:
         options = self._options.get(answer.id) or self.models.generation_options
         progress = _Progress()
+        loop = asyncio.get_running_loop()
+        first_words = asyncio.Event()
 
         def generate() -> None:  # in a worker thread: the event loop stays free while the model computes
             try:
                 for piece in model.stream_chat(turns, options, cancel):
                     progress.add(piece)
+                    if not first_words.is_set() and piece:
+                        loop.call_soon_threadsafe(first_words.set)
             except BaseException as error:  # handed to the loop, which reports it in the chat
                 progress.error = error
 
         # The loop looks at the answer every COALESCE_S instead of waking for each token: on a small
-        # machine every wake-up is CPU taken from the model, which uses all cores.
+        # machine every wake-up is CPU taken from the model. Only the first words wake it at once,
+        # so that they show without waiting for the next look.
         progress.started = time.perf_counter()
         worker = asyncio.ensure_future(asyncio.to_thread(generate))
+        first = asyncio.ensure_future(first_words.wait())
         base = replace(answer, source=model.name, model=model.name)
         published = 0
         while not worker.done():
-            await asyncio.wait([worker], timeout=COALESCE_S)
+            await asyncio.wait([worker] if first.done() else [worker, first], timeout=COALESCE_S,
+                               return_when=asyncio.FIRST_COMPLETED)
             text, tokens = progress.snapshot()
             if tokens != published and not worker.done():
                 published = tokens
@@ -355,6 +422,7 @@ class Assistant:
                 self._streaming[answer.id] = update
                 self.hub.publish(update)
         await worker
+        first.cancel()
         text, tokens = progress.snapshot()
         status = 'stopped' if cancel.is_set() else 'error' if progress.error else 'done'
         if progress.error is not None:
@@ -419,22 +487,52 @@ class _Progress:
 
 
 def fit_to_context(model: ChatModel, system: str, history: list[ChatMessage], reserve: int,
-                   count: Callable[[str], int] | None = None) -> list[ChatTurn]:
-    """The system prompt and as many of the latest messages as fit the model's context window.
+                   count: Callable[[str], int] | None = None, *, upcoming: bool = False) -> list[ChatTurn]:
+    """The system prompt and as much of the conversation as fits the model's context window.
 
-    The newest message always goes in; if it alone is too long, its beginning is kept.
+    The prompt begins the same way turn after turn, so that llama.cpp reads only what is new: it
+    keeps what it computed for the longest common start of two prompts (its KV cache) and evaluates
+    the rest. Dropping the oldest message whenever a new one comes in would change that start at
+    every turn and make it read the whole conversation again for each answer; instead, once the
+    conversation outgrows the room, the oldest messages go in chunks of at least half the room
+    (``stable_start``), and the first message kept stays the same for many turns.
+    The newest message always goes in; if it alone is too long, its beginning is kept. Where the
+    cut lies does not depend on the newest message as long as it is no longer than an ordinary one
+    (``room // 8`` tokens): so it is known before that message comes, and with ``upcoming`` this
+    returns the beginning of the next turn's prompt (this history, cut as the next message will cut
+    it), which the model can read while the user reads the answer.
     """
     count = count or model.count_tokens
-    budget = model.context_length - reserve - count(system) - 16
-    turns: list[ChatTurn] = []
-    for message in reversed(history):
-        cost = count(message.text) + 8
-        if cost > budget:
-            if not turns:  # the newest message alone is too long: keep as much of it as fits
-                keep = max(1, int(len(message.text) * max(budget, 64) / cost))
-                turns.append(ChatTurn(message.role, message.text[:keep]))  # type: ignore[arg-type]
-            break
-        budget -= cost
-        turns.append(ChatTurn(message.role, message.text))  # type: ignore[arg-type]
-    return [ChatTurn('system', system), *reversed(turns)]
+    room = model.context_length - reserve - count(system) - 16
+    costs = [count(message.text) + 8 for message in history]  # + the turn's label and line breaks
+    ordinary = min(512, room // 8)  # the room an ordinary new message takes, whatever its length
+    if upcoming:
+        start = stable_start([*costs, ordinary], room)
+        return [ChatTurn('system', system), *(ChatTurn(m.role, m.text) for m in history[start:])]  # type: ignore[arg-type]
+    start = stable_start([*costs[:-1], max(costs[-1], ordinary)], room) if costs else 0
+    turns = [ChatTurn(m.role, m.text) for m in history[start:]]  # type: ignore[arg-type]
+    if costs and costs[-1] > room:  # the newest message alone is too long: keep as much of it as fits
+        newest = history[-1]
+        keep = max(1, int(len(newest.text) * max(room, 64) / costs[-1]))
+        turns = [ChatTurn(newest.role, newest.text[:keep])]  # type: ignore[arg-type]
+    return [ChatTurn('system', system), *turns]
 
+
+def stable_start(costs: list[int], room: int) -> int:
+    """Where the kept part of a conversation starts: the first message such that the messages from
+    there on cost at most ``room`` (or the newest message alone).
+
+    Messages are dropped from the conversation's start in chunks that cost at least half the room.
+    Where the chunks end depends only on the messages before, which never change, so as the
+    conversation grows the start stays put until the kept part no longer fits, then moves on by a
+    whole chunk: one turn in many reads the kept part anew, the others only their new messages.
+    """
+    chunk = max(1, room // 2)
+    start, remaining = 0, sum(costs)
+    while remaining > room and start < len(costs) - 1:
+        dropped = 0
+        while dropped < chunk and start < len(costs) - 1:
+            dropped += costs[start]
+            start += 1
+        remaining -= dropped
+    return start

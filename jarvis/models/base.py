@@ -25,6 +25,10 @@ class ModelError(Exception):
     """A model failed in a way the user should read about (shown as an error bubble)."""
 
 
+class ModelLoadError(ModelError):
+    """The model that a message needs could not be loaded; the text says why and what to do."""
+
+
 @runtime_checkable
 class ChatModel(Protocol):
     """A loaded model. ``stream_chat`` blocks: the assistant calls it in a worker thread.
@@ -45,7 +49,8 @@ class ChatModel(Protocol):
     def close(self) -> None: ...
 
 
-ModelState = Literal['available', 'loading', 'loaded', 'error']
+# standby: not loaded, but the chat's model: the next message loads it
+ModelState = Literal['available', 'standby', 'loading', 'loaded', 'error']
 
 
 @dataclass(frozen=True, slots=True)

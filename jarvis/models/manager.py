@@ -1,9 +1,12 @@
 """Every model the app can use (local GGUF files and an Ollama server), and the one active for chat.
 
-Exactly one model is active; loading another replaces it only once the new one is ready, so a
-failed load leaves the previous model active. Loading runs off the event loop. Views and routes use
-this class's methods and the value objects they return (``ModelCatalog``, ``ModelInfo``,
-``MemoryNeed``); nothing outside it changes its state.
+At most one model is loaded; loading another replaces it only once the new one is ready, so a
+failed load leaves the previous model active. Loading runs off the event loop. Nothing is loaded at
+start: the chat's model (the last one used, else the default Gemma) is on standby and loads with
+the first message that needs it (``use``), or when the Chat view opens with "preload" on, and it is
+unloaded again after the keep-alive without use. Views and routes use this class's methods and the
+value objects they return (``ModelCatalog``, ``ModelInfo``, ``MemoryNeed``); nothing outside it
+changes its state.
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import contextlib
 import logging
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -23,9 +27,10 @@ from ..hub import Hub
 from ..metrics.system import free_memory_bytes
 from ..storage import SettingsStore
 from ..units import format_bytes
-from .base import ChatModel, GenerationOptions, MemoryNeed, ModelError, ModelInfo
-from .default_model import DEFAULT_MODEL_FILE, default_model_available, ensure_default_model
+from .base import ChatModel, GenerationOptions, MemoryNeed, ModelError, ModelInfo, ModelLoadError
+from .default_model import DEFAULT_MODEL_FILE, default_model_available, default_model_path, ensure_default_model
 from .gguf import GGUFError, GGUFInfo, read_gguf
+from .keep_alive import FOREVER, Clock, KeepAlive
 from .local import LlamaCppModel
 from .names import validate_name
 from .ollama import OllamaClient, OllamaError, OllamaUnavailable
@@ -39,6 +44,8 @@ DEFAULT_MODEL = Path(DEFAULT_MODEL_FILE).stem
 OLLAMA_MEMORY_FACTOR = 1.15
 NO_MODEL_HINT = 'Open Models and load one (the default Gemma model needs no download).'
 NO_DEFAULT_HINT = 'Open Models and load, import or pull one.'
+DEFAULT_KEEP_ALIVE_S = 600  # as long as a model stays loaded without use (Ollama's default is 5 min)
+MAX_KEEP_ALIVE_S = 7 * 24 * 3600
 
 # Called with a model about to be released (unloaded, replaced, or at shutdown), before it is closed:
 # whoever still uses it lets go (the assistant stops the answers it is streaming).
@@ -53,7 +60,9 @@ class ModelOptions:
     temperature: float = 0.7
     gpu_layers: int = 0
     max_tokens: int = 512
-    threads: int = 0  # CPU threads for local models; 0: all cores but one
+    threads: int = 0  # CPU threads for local models; 0: automatic (local.default_threads)
+    keep_alive_s: int = DEFAULT_KEEP_ALIVE_S  # unload after this long without use; -1 (FOREVER): never
+    preload: bool = False  # load the model when the Chat view opens, not with the first message
 
     def validated(self) -> ModelOptions:
         if not 256 <= int(self.context_length) <= 131_072:
@@ -66,8 +75,19 @@ class ModelOptions:
             raise ValueError('The answer length must be between 1 and 8192 tokens.')
         if not 0 <= int(self.threads) <= 512:
             raise ValueError('CPU threads must be between 0 (automatic) and 512.')
-        return ModelOptions(int(self.context_length), float(self.temperature), int(self.gpu_layers),
-                            int(self.max_tokens), int(self.threads))
+        if not (int(self.keep_alive_s) == FOREVER or 0 <= int(self.keep_alive_s) <= MAX_KEEP_ALIVE_S):
+            raise ValueError(f'The keep-alive must be between 0 and {MAX_KEEP_ALIVE_S} seconds (7 days), '
+                             f'or {FOREVER} to keep the model loaded.')
+        if not isinstance(self.preload, bool):
+            raise ValueError('Preload is true or false.')
+        return ModelOptions(context_length=int(self.context_length), temperature=float(self.temperature),
+                            gpu_layers=int(self.gpu_layers), max_tokens=int(self.max_tokens),
+                            threads=int(self.threads), keep_alive_s=int(self.keep_alive_s), preload=self.preload)
+
+    @property
+    def keep_alive(self) -> float | None:
+        """Seconds without use before the model is unloaded; None: never."""
+        return None if self.keep_alive_s == FOREVER else float(self.keep_alive_s)
 
 
 @dataclass(frozen=True)
@@ -90,7 +110,7 @@ class ModelCatalog:
 
 
 class ModelManager:
-    def __init__(self, hub: Hub, settings: Settings, store: SettingsStore) -> None:
+    def __init__(self, hub: Hub, settings: Settings, store: SettingsStore, clock: Clock | None = None) -> None:
         self.hub = hub
         self.settings = settings
         self.store = store
@@ -104,6 +124,11 @@ class ModelManager:
         self._release_listeners: list[ReleaseListener] = []
         self._headers: dict[Path, tuple[tuple[int, int], GGUFInfo | GGUFError]] = {}  # read once per file version
         self._load_lock = asyncio.Lock()
+        # the chat's model while none is loaded: (name, source) of the one the next message loads
+        self._standby: tuple[str, str] | None = None
+        self._loading: tuple[str, str] | None = None  # the model being loaded now
+        self._preload: asyncio.Task | None = None
+        self.keep_alive = KeepAlive(self._expire, clock, self.options.keep_alive)
 
     # --- what the chat uses -----------------------------------------------------------------
 
@@ -126,9 +151,55 @@ class ModelManager:
             return self._default_problem
         return NO_MODEL_HINT if default_model_available(self.models_dir) else NO_DEFAULT_HINT
 
+    @property
+    def standby(self) -> tuple[str, str] | None:
+        """(name, source) of the model that the next message loads while none is loaded; None when none does."""
+        return self._standby
+
     def on_release(self, listener: ReleaseListener) -> None:
         """Call ``listener(model)`` before a model is released, so that whoever uses it can let go first."""
         self._release_listeners.append(listener)
+
+    @asynccontextmanager
+    async def use(self) -> AsyncIterator[ChatModel | None]:
+        """The model to answer with, held for one answer.
+
+        While none is loaded, the model on standby (the last one used, else the default) is loaded
+        first; a load already under way (another message, the Load button, a preload) is waited
+        for. The keep-alive never unloads a model that is held. Yields None when no model is loaded
+        and none loads by itself; raises ``ModelLoadError`` when the model on standby cannot be loaded.
+        """
+        async with self._load_lock:
+            if self._active is None and self._standby is not None:
+                name, source = self._standby
+                try:
+                    await self._load_locked(name, source)
+                except ModelError as error:
+                    raise ModelLoadError(str(error)) from error
+            model = self._active
+            if model is not None:
+                self.keep_alive.begin()  # under the lock: an expiring keep-alive sees it
+        try:
+            yield model
+        finally:
+            if model is not None:
+                self.keep_alive.end()
+
+    def preload(self) -> None:
+        """Load the model on standby in the background, if the "preload" setting is on (the Chat view
+        opened): the first message then finds it loaded."""
+        if not self.options.preload or self._active is not None or self._standby is None or self._loading:
+            return
+        if self._preload is not None and not self._preload.done():
+            return
+        self._preload = asyncio.get_running_loop().create_task(self._load_standby(), name='preload model')
+
+    async def _load_standby(self) -> None:
+        try:
+            async with self.use():
+                pass
+        except ModelError as error:  # the Models view and the chat say why; the next message tries again
+            log.warning('could not preload the model: %s', error)
 
     # --- start and stop ---------------------------------------------------------------------
 
@@ -139,24 +210,46 @@ class ModelManager:
             self.options = ModelOptions(**{k: v for k, v in saved.items() if k in known}).validated()
         except (TypeError, ValueError, AttributeError):
             log.warning('ignoring invalid saved model settings %r', saved)
+        self.keep_alive.set_seconds(self.options.keep_alive)
 
     async def restore(self) -> None:
-        """Load the last active model (or, on a fresh machine, the default one). Runs in the background.
+        """Put the chat's model on standby: the last one used, else (also when its file is gone) the
+        default one, which is assembled now if it is missing, so that the first message does not wait
+        for that. Nothing is loaded: the first message that needs the model loads it. Runs in the
+        background at start.
 
-        With ``load_default_model`` off (``--no-default-model``) no model is loaded at start.
+        With ``load_default_model`` off (``--no-default-model``) no model is put on standby: none
+        loads until one is loaded in Models.
         """
-        if not self.settings.load_default_model:
-            return
-        saved = self.store.get(ACTIVE_KEY)
-        try:
+        standby: tuple[str, str] | None = None
+        if self.settings.load_default_model:
+            saved = self.store.get(ACTIVE_KEY)
+            standby = (DEFAULT_MODEL, 'local')
             if isinstance(saved, dict) and isinstance(saved.get('name'), str):
-                await self.load(saved['name'], saved.get('source') or 'local')
-            else:
-                await self.load(DEFAULT_MODEL, 'local')
-        except ModelError as error:
-            log.warning('could not restore the last model: %s', error)
+                source = saved.get('source') or 'local'
+                try:
+                    name = validate_name(saved['name'], source) if source in ('local', 'ollama') else ''
+                except ModelError:
+                    name = ''
+                if name and (source == 'ollama' or self.local_path(name).is_file()):
+                    standby = (name, source)
+            if standby == (DEFAULT_MODEL, 'local') and not default_model_path(self.models_dir).is_file():
+                key = f'local:{DEFAULT_MODEL}'
+                try:
+                    await self._install_default()
+                except ModelError as error:
+                    self._set_state(key, DEFAULT_MODEL, 'local', 'error', str(error))
+                    standby = None
+        if standby is not None and standby[1] == 'local':  # the first load then reads only the weights
+            await asyncio.to_thread(self._header, self.local_path(standby[0]))
+        async with self._load_lock:  # a model loaded meanwhile (the Models view, the API) stays the chat's
+            if self._active is None and self._loading is None:
+                self._set_standby(standby)
 
     async def close(self) -> None:
+        self.keep_alive.close()
+        if self._preload is not None:
+            self._preload.cancel()
         model, info = self._active, self._active_info
         self._active, self._active_info = None, None
         if model is not None:
@@ -193,6 +286,10 @@ class ModelManager:
         if self._active_info is not None and info.key == self._active_info.key:
             return replace(info, state='loaded', error='')
         state, error = self._states.get(info.key, (info.state, info.error))
+        if self._standby is not None and info.key == _key(*self._standby) and state in ('available', 'standby'):
+            state, error = 'standby', ''
+        elif state == 'standby':
+            state = 'available'
         return replace(info, state=state, error=error)  # type: ignore[arg-type]
 
     def _scan_local(self, vram_free: int | None) -> tuple[list[ModelInfo], int | None]:
@@ -238,17 +335,29 @@ class ModelManager:
         if source not in ('local', 'ollama'):
             raise ModelError(f'Unknown model source "{str(source)[:20]}" (local or ollama).')
         name = validate_name(name, source)
-        key = f'{source}:{name}'
         async with self._load_lock:
-            self._set_state(key, name, source, 'loading')
-            try:
-                model, info = await (self._load_local(name) if source == 'local' else self._load_ollama(name))
-            except Exception as error:
-                message = str(error) if isinstance(error, (ModelError, GGUFError)) else \
-                    f'{name} could not be loaded: {type(error).__name__}: {error}'
-                self._set_state(key, name, source, 'error', message)
-                raise ModelError(message) from error
-            return await self._activate(model, info)
+            return await self._load_locked(name, source)
+
+    async def _load_locked(self, name: str, source: str) -> ModelInfo:
+        key = _key(name, source)
+        self._loading = (name, source)
+        self._set_state(key, name, source, 'loading')
+        if self._active is None:  # every window shows that the chat's model is loading
+            self._announce()
+        try:
+            model, info = await (self._load_local(name) if source == 'local' else self._load_ollama(name))
+        except Exception as error:
+            message = str(error) if isinstance(error, (ModelError, GGUFError)) else \
+                f'{name} could not be loaded: {type(error).__name__}: {error}'
+            self._loading = None
+            self._set_state(key, name, source, 'error', message)
+            if self._standby == (name, source):  # it would fail again: the chat says what to do instead
+                self._standby = None
+            if self._active is None:
+                self._announce()
+            raise ModelError(message) from error
+        self._loading = None
+        return await self._activate(model, info)
 
     async def guess_source(self, name: str) -> str:
         """'ollama' for a name with a tag or a namespace ("llama3:8b", "library/x") or one only Ollama has;
@@ -278,9 +387,11 @@ class ModelManager:
         if previous is not None and previous is not model:
             await self._release(previous, previous_info)
         await self.store.set(ACTIVE_KEY, {'name': info.name, 'source': info.source})
+        self._standby = (info.name, info.source)  # what the next message loads once the keep-alive unloaded it
+        self.keep_alive.started()
         # both events back to back: no window shows the row loaded while its header has no model
         self._set_state(info.key, info.name, info.source, 'loaded')
-        self.hub.publish(ModelLoaded(model=info.name, source=info.source, details=_details(info)))
+        self._announce()
         log.info('model %s (%s) loaded', info.name, info.source)
         return info
 
@@ -290,13 +401,15 @@ class ModelManager:
             await self._install_default()
         if not path.is_file():
             raise ModelError(f'The model file {path.name} is missing from {self.models_dir}.')
-        gguf = await asyncio.to_thread(read_gguf, path)
+        gguf = await asyncio.to_thread(self._header, path)  # read once per version of the file
+        if isinstance(gguf, GGUFError):
+            raise GGUFError(str(gguf))  # a fresh one: the cached error is raised for every load
         need = await self._memory_need_for(gguf, path)
         if not need.fits:
             raise ModelError(f'{name} needs about {format_bytes(need.needed_bytes)} of memory, '
                              f'but only {format_bytes(need.ram_free_bytes or 0)} is free.')
         model = await asyncio.to_thread(LlamaCppModel, path, name=name, context_length=self.options.context_length,
-                                        gpu_layers=self.options.gpu_layers, threads=self.options.threads)
+                                        gpu_layers=self.options.gpu_layers, threads=self.options.threads, gguf=gguf)
         return model, _local_info(path, gguf)
 
     async def _install_default(self) -> None:
@@ -324,6 +437,8 @@ class ModelManager:
             except Exception:  # pylint: disable=broad-except  # the model is released all the same
                 log.warning('a release listener failed', exc_info=True)
         await asyncio.to_thread(model.close)
+        if self._active is None:
+            self.keep_alive.stopped()
         if free_ollama and info is not None and info.source == 'ollama':
             try:
                 await self._ollama.unload(info.name)  # free the server's memory too
@@ -331,17 +446,52 @@ class ModelManager:
                 log.info('could not unload %s from Ollama: %s', info.name, error)
 
     async def unload(self) -> None:
-        """Release the active model; an answer it is streaming stops first (kept as "stopped")."""
+        """Release the active model; an answer it is streaming stops first (kept as "stopped").
+
+        The user's choice: no model loads by itself afterwards, until one is loaded again."""
         async with self._load_lock:
-            model, info = self._active, self._active_info
-            self._active, self._active_info = None, None
-            if model is not None:
-                await self._release(model, info)
-            if info is not None:
-                self._states.pop(info.key, None)
-                self.hub.publish(ModelStatus(model=info.name, source=info.source, state='available'))
+            await self._unload_locked(standby=False)
+
+    async def _expire(self) -> None:
+        """The keep-alive ran out: unload the model, which stays on standby for the next message."""
+        async with self._load_lock:
+            if self._active is None or self.keep_alive.in_use or not self.keep_alive.expired():
+                return  # used again, or unloaded, while this waited for the lock
+            log.info('unloading %s after %s without use', self._active.name, _duration(self.keep_alive.seconds))
+            await self._unload_locked(standby=True)
+
+    async def _unload_locked(self, *, standby: bool) -> None:
+        model, info = self._active, self._active_info
+        self._active, self._active_info = None, None
+        if model is not None:
+            await self._release(model, info)
+        self.keep_alive.stopped()
+        if info is not None:
+            self._states.pop(info.key, None)
+        if not standby:
             await self.store.set(ACTIVE_KEY, None)
-            self.hub.publish(ModelLoaded(model=None))
+        self._set_standby((info.name, info.source) if standby and info is not None else None)
+
+    def _set_standby(self, standby: tuple[str, str] | None) -> None:
+        """Make ``standby`` the model that the next message loads, and tell every window."""
+        previous, self._standby = self._standby, standby
+        if previous is not None and previous != standby and self._states.get(_key(*previous), ('',))[0] != 'error':
+            self._states.pop(_key(*previous), None)
+            self.hub.publish(ModelStatus(model=previous[0], source=previous[1], state='available'))
+        if standby is not None:
+            self._states.pop(_key(*standby), None)
+            self.hub.publish(ModelStatus(model=standby[0], source=standby[1], state='standby'))
+        self._announce()
+
+    def _announce(self) -> None:
+        """Publish the chat's model: the loaded one, or the one on standby (and whether it is loading)."""
+        info = self._active_info
+        if info is not None:
+            self.hub.publish(ModelLoaded(model=info.name, source=info.source, details=_details(info)))
+            return
+        waiting = self._loading or self._standby
+        self.hub.publish(ModelLoaded(model=None, standby=waiting[0] if waiting else '',
+                                     standby_source=waiting[1] if waiting else '', loading=self._loading is not None))
 
     def _set_state(self, key: str, name: str, source: str, state: str, error: str = '') -> None:
         self._states[key] = (state, error)
@@ -356,6 +506,7 @@ class ModelManager:
         except (TypeError, ValueError, OverflowError) as error:
             raise ValueError(str(error)) from error
         self.options = options
+        self.keep_alive.set_seconds(options.keep_alive)
         await self.store.set(OPTIONS_KEY, asdict(options))
         return options
 
@@ -413,6 +564,10 @@ class ModelManager:
             await asyncio.to_thread(path.unlink)
         except OSError as error:
             raise ModelError(f'{path.name} could not be deleted ({error.strerror or error}).') from error
+        if self._standby == (path.stem, 'local'):
+            async with self._load_lock:
+                if self._active is None and self._loading is None:
+                    self._set_standby(None)
 
     async def pull(self, name: str) -> AsyncIterator[PullProgress]:
         """Pull from the Ollama library, publishing progress on the hub for every window."""
@@ -436,6 +591,10 @@ class ModelManager:
         if self._active_info is not None and self._active_info.key == f'ollama:{name}':
             await self.unload()
         await self._ollama.delete(name)
+        if self._standby == (name, 'ollama'):
+            async with self._load_lock:
+                if self._active is None and self._loading is None:
+                    self._set_standby(None)
 
 
 def estimate_memory(gguf: GGUFInfo, file_size: int, context_length: int) -> int:
@@ -471,6 +630,16 @@ def _copy_into_place(source: Path, partial: Path, target: Path) -> None:
         with contextlib.suppress(OSError):
             partial.unlink(missing_ok=True)
         raise
+
+
+def _key(name: str, source: str) -> str:
+    return f'{source}:{name}'
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return 'ever'
+    return f'{seconds / 60:g} min' if seconds >= 60 else f'{seconds:g} s'
 
 
 def _details(info: ModelInfo) -> dict[str, Any]:

@@ -52,7 +52,8 @@ TRANSCRIPT_SAMPLING = Sampling(repeat_penalty=1.15, frequency_penalty=0.3, prese
 PENALTY_WINDOW = 256
 
 
-def transcript(turns: list[ChatTurn]) -> str:
+def transcript(turns: list[ChatTurn], *, answer: bool = True) -> str:
+    """The conversation as a plain transcript; with ``answer``, ending where J.A.R.V.I.S. speaks next."""
     lines: list[str] = []
     for turn in turns:
         if turn.role == 'system':
@@ -61,7 +62,8 @@ def transcript(turns: list[ChatTurn]) -> str:
             lines.append(f'{USER}: {turn.content.strip()}')
         else:
             lines.append(f'{ASSISTANT}: {turn.content.strip()}')
-    lines.append(f'{ASSISTANT}:')
+    if answer:
+        lines.append(f'{ASSISTANT}:')
     return '\n'.join(lines)
 
 

@@ -61,7 +61,7 @@ class ChatView:
                 # the assistant's own no-model text: it promises the default model only while it can be had
                 self.no_model = mark(ui.label(self.assistant.no_model_text).classes(
                     'text-sm px-3 py-2 rounded bg-amber-500/15 text-amber-500 w-full'), 'no-model-banner')
-                self.no_model.bind_visibility_from(live, 'model', backward=lambda m: not getattr(m, 'model', None))
+                self.no_model.bind_visibility_from(live, 'model', backward=fmt.no_chat_model)
                 self.scroller = mark(ChatScroller(), 'messages-scroller').classes('w-full')
                 with self.scroller:
                     self.messages = mark(ui.column().classes('w-full gap-1 pr-3'), 'messages')
@@ -471,6 +471,7 @@ class ChatView:
 
 def chat_page(services: Services) -> None:
     ChatView(services.assistant, use_hub(services.hub))
+    services.models.preload()  # with "preload" on, the model loads now rather than with the first message
 
 
 def _slug(title: str) -> str:

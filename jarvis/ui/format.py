@@ -75,9 +75,34 @@ def clock(timestamp: float) -> str:
 
 
 def model_caption(model: ModelLoaded | None, none: str = 'No model loaded') -> str:
-    """The active model in one line ("Model: gemma-3-270m-q4_k_m"); ``none`` while there is none."""
-    name = model.model if model is not None else None
-    return f'Model: {name}' if name else none
+    """The chat's model in one line: "Model: gemma-3-270m-q4_k_m" while it is loaded, "Loading
+    gemma-3-270m-q4_k_m…", "Model: gemma-3-270m-q4_k_m (loads on first use)" while it waits for the
+    next message; ``none`` while there is none."""
+    if model is None:
+        return none
+    if model.model:
+        return f'Model: {model.model}'
+    if model.standby:
+        return f'Loading {model.standby}…' if model.loading else f'Model: {model.standby} (loads on first use)'
+    return none
+
+
+def no_chat_model(model: ModelLoaded | None) -> bool:
+    """No model is loaded and none loads by itself: the chat can only answer through plugins."""
+    return model is None or not (model.model or model.standby)
+
+
+def keep_alive(seconds: int) -> str:
+    """A keep-alive setting in words ("10 min", "1 h", "forever")."""
+    if seconds < 0:
+        return 'forever'
+    if seconds == 0:
+        return 'unload after each answer'
+    if seconds % 3600 == 0:
+        return f'{seconds // 3600} h'
+    if seconds % 60 == 0:
+        return f'{seconds // 60} min'
+    return f'{seconds} s'
 
 
 def memory_need(need: MemoryNeed | None) -> str:

@@ -15,6 +15,7 @@ from .. import events
 from ..events import ModelLoaded, ModelStatus, PullProgress
 from ..models.base import ModelError, ModelInfo
 from ..models.gguf import GGUFError
+from ..models.keep_alive import FOREVER
 from ..models.manager import ModelCatalog, ModelManager
 from ..services import Services
 from . import format as fmt
@@ -24,7 +25,11 @@ from .markers import mark
 
 log = logging.getLogger(__name__)
 
-STATE_COLORS = {'available': 'grey-7', 'loading': 'info', 'loaded': 'positive', 'error': 'negative'}
+STATE_COLORS = {'available': 'grey-7', 'standby': 'blue-grey-5', 'loading': 'info', 'loaded': 'positive',
+                'error': 'negative'}
+STATE_HINTS = {'standby': 'Not loaded: loads with the next message that needs it.'}
+# the keep-alive choices offered (seconds; -1: forever); a value set elsewhere is offered too
+KEEP_ALIVE_CHOICES = (60, 300, 600, 1800, 3600, 4 * 3600, FOREVER)
 
 
 COLUMNS = ('Model', 'Source', 'Size', 'Quantisation', 'Parameters', 'Context', 'State', '')
@@ -53,6 +58,8 @@ class ModelRow:
             with ui.row().classes('items-center gap-1 no-wrap self-center'):
                 self.spinner = ui.spinner(size='sm')
                 self.state_badge = mark(ui.badge(''), 'model-state')
+                with self.state_badge:
+                    self.state_hint = ui.tooltip('')
             with ui.row().classes('items-center gap-1 no-wrap self-center'):
                 self.load_button = mark(ui.button('Load', icon='play_arrow', on_click=self.load)
                                         .props('unelevated dense'), 'model-load')
@@ -66,8 +73,9 @@ class ModelRow:
         self.state = state
         self.state_badge.set_text(state)
         self.state_badge.props(f'color={STATE_COLORS.get(state, "grey")}')
+        self.state_hint.set_text(STATE_HINTS.get(state, ''))
         self.spinner.set_visibility(state == 'loading')
-        self.load_button.set_visibility(state in ('available', 'error'))
+        self.load_button.set_visibility(state in ('available', 'standby', 'error'))
         self.unload_button.set_visibility(state == 'loaded')
         self.error.set_text(error)
         self.error.set_visibility(bool(error))
@@ -129,7 +137,9 @@ class ModelsView:
         options = self.models.options
         with ui.card().classes('w-full'):
             ui.label('Settings').classes('text-base font-medium')
-            ui.label('Context length, GPU layers and CPU threads apply to the next load.') \
+            ui.label('Context length, GPU layers and CPU threads apply to the next load. The model loads with the '
+                     'first message that needs it (or when the Chat view opens, with "Preload" on) and is unloaded '
+                     'after the keep-alive without use; the next message loads it again.') \
                 .classes('text-xs opacity-70')
             with ui.row().classes('w-full items-center gap-4'):
                 self.context = mark(ui.number('Context length (tokens)', value=options.context_length, min=256,
@@ -144,6 +154,12 @@ class ModelsView:
                 self.threads = mark(ui.number('CPU threads (0: auto)', value=options.threads, min=0, max=512,
                                               precision=0).props('dense outlined').classes('w-40'),
                                     'setting-threads')
+                choices = {seconds: fmt.keep_alive(seconds)
+                           for seconds in sorted({*KEEP_ALIVE_CHOICES, options.keep_alive_s}, key=_forever_last)}
+                self.keep_alive = mark(ui.select(choices, value=options.keep_alive_s, label='Unload after no use for')
+                                       .props('dense outlined').classes('w-48'), 'setting-keep-alive')
+                self.preload = mark(ui.switch('Preload when the chat opens', value=options.preload),
+                                    'setting-preload')
                 with ui.column().classes('gap-0 w-56'):
                     self.temperature_label = ui.label(f'Temperature {options.temperature:.2f}').classes('text-xs')
                     self.temperature = mark(ui.slider(min=0, max=2, step=0.05, value=options.temperature),
@@ -252,7 +268,8 @@ class ModelsView:
             options = await self.models.set_options(
                 context_length=int(self.context.value or 0), gpu_layers=int(self.gpu_layers.value or 0),
                 max_tokens=int(self.max_tokens.value or 0), temperature=float(self.temperature.value),
-                threads=int(self.threads.value or 0))
+                threads=int(self.threads.value or 0), keep_alive_s=int(self.keep_alive.value),
+                preload=bool(self.preload.value))
         except (ValueError, TypeError) as error:
             notifications.notify(self.root.client, str(error), type='warning')
             return
@@ -285,6 +302,10 @@ class ModelsView:
         else:
             done = f' {fmt.bytes_(progress.completed)} / {fmt.bytes_(progress.total)}' if progress.total else ''
             self.pull_status.set_text(f'{progress.model}: {progress.status}{done}')
+
+
+def _forever_last(seconds: int) -> float:
+    return float('inf') if seconds == FOREVER else seconds
 
 
 def models_page(services: Services) -> None:

@@ -125,6 +125,10 @@ class FakeOllama:
         # hold a chat until chat_go is set: before its response starts (0) or after this many pieces
         self.chat_hold_at: int | None = None
         self.chat_go = threading.Event()
+        # hold every load (/api/generate without a prompt) until load_go is set, as a big model takes time
+        self.load_hold = False
+        self.load_go = threading.Event()
+        self.loads = 0  # loads answered
 
         self._app = Starlette(routes=[
             Route('/', self._root, methods=['GET', 'HEAD']),
@@ -296,8 +300,12 @@ class FakeOllama:
         if body.get('prompt'):
             return JSONResponse({'error': 'the fake Ollama only loads and unloads with /api/generate'},
                                 status_code=400)
-        self._keep(name, body.get('keep_alive'))
         reason = 'unload' if parse_keep_alive(body.get('keep_alive')) == 0 else 'load'
+        if reason == 'load':
+            while self.load_hold and not self.load_go.is_set():
+                await asyncio.sleep(0.01)
+            self.loads += 1
+        self._keep(name, body.get('keep_alive'))
         return JSONResponse({'model': name, 'created_at': _now().isoformat(), 'response': '', 'done': True,
                              'done_reason': reason})
 
