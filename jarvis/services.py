@@ -55,7 +55,7 @@ class Services:
         # live samples, processes and the history; ``sampler`` stays for the parts that need samples only
         self.system = SystemMonitor(self.hub, self.db, interval=settings.metrics_interval)
         self.sampler = self.system.sampler
-        self.models = ModelManager(self.hub, settings, self.store)
+        self.models = ModelManager(self.hub, settings, self.store, machine=self.system)
         self.plugins = PluginManager(self.hub, self.db, settings, self.store, metrics=self.sampler.current)
         self.assistant = Assistant(self.hub, self.db, self.store, settings, self.models, self.plugins)
         desktop = DesktopNotifications('J.A.R.V.I.S.', icon=asset('icon.png')) if settings.desktop_notifications else None

@@ -18,17 +18,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .. import events
 from ..config import Settings
-from ..events import ModelLoaded, ModelStatus, PullProgress
+from ..events import ModelLoaded, ModelStatus, PullProgress, SystemMetrics
 from ..hub import Hub
 from ..metrics.system import free_memory_bytes
 from ..storage import SettingsStore
-from ..units import format_bytes
 from .base import ChatModel, GenerationOptions, MemoryNeed, ModelError, ModelInfo, ModelLoadError
 from .default_model import DEFAULT_MODEL_FILE, default_model_available, default_model_path, ensure_default_model
+from .fit import HOLDERS_NAMED, MemoryHolder, plan_offload
 from .gguf import GGUFError, GGUFInfo, read_gguf
 from .keep_alive import FOREVER, Clock, KeepAlive
 from .local import LlamaCppModel
@@ -50,6 +50,14 @@ MAX_KEEP_ALIVE_S = 7 * 24 * 3600
 # Called with a model about to be released (unloaded, replaced, or at shutdown), before it is closed:
 # whoever still uses it lets go (the assistant stops the answers it is streaming).
 ReleaseListener = Callable[[ChatModel], Awaitable[None]]
+
+
+class MachineMemory(Protocol):
+    """The live readings the fit check needs (the system monitor offers them)."""
+
+    async def current(self) -> SystemMetrics: ...
+
+    async def top_processes(self, sort: str, limit: int) -> Any: ...  # a ProcessSnapshot
 
 
 @dataclass
@@ -110,8 +118,10 @@ class ModelCatalog:
 
 
 class ModelManager:
-    def __init__(self, hub: Hub, settings: Settings, store: SettingsStore, clock: Clock | None = None) -> None:
+    def __init__(self, hub: Hub, settings: Settings, store: SettingsStore, clock: Clock | None = None,
+                 machine: MachineMemory | None = None) -> None:
         self.hub = hub
+        self._machine = machine  # fresh GPU readings and the processes that hold memory
         self.settings = settings
         self.store = store
         self.models_dir = settings.models_dir
@@ -260,7 +270,7 @@ class ModelManager:
 
     async def catalog(self) -> ModelCatalog:
         """Every model with its state and memory verdict, the active one and Ollama's status."""
-        vram_free = self.vram_free()
+        vram_free = await self._vram_free_now()
         local, ram_free = await asyncio.to_thread(self._scan_local, vram_free)
         remote: list[ModelInfo] = []
         status = ''
@@ -268,13 +278,14 @@ class ModelManager:
             remote = await self._ollama.list_models()
             running = {m['name'] for m in await self._ollama.running()}
             remote = [replace(info, extra={**info.extra, 'in_memory': info.name in running},
-                              memory=MemoryNeed(int(info.size_bytes * OLLAMA_MEMORY_FACTOR), ram_free, vram_free)
+                              memory=MemoryNeed(int(info.size_bytes * OLLAMA_MEMORY_FACTOR), ram_free, vram_free,
+                                                offload=None)
                               if info.size_bytes else None) for info in remote]
         except OllamaUnavailable as error:
             status = str(error)
         except OllamaError as error:
             status = f'Ollama answered with an error: {error}'
-        models = [self._with_state(info) for info in local + remote]
+        models = await self._name_holders([self._with_state(info) for info in local + remote])
         if self._default_problem and not any(m.key == f'local:{DEFAULT_MODEL}' for m in models):
             # the default model that could not be installed shows with what to do (and a Load to try again)
             models.insert(0, ModelInfo(name=DEFAULT_MODEL, source='local', state='error', error=self._default_problem))
@@ -305,8 +316,7 @@ class ModelManager:
                                         error=str(header), path=str(path)))
                 continue
             info = _local_info(path, header)
-            needed = estimate_memory(header, info.size_bytes or 0, self.options.context_length)
-            models.append(replace(info, memory=MemoryNeed(needed, ram_free, vram_free)))
+            models.append(replace(info, memory=self._need(header, info.size_bytes or 0, ram_free, vram_free)))
         return models, ram_free
 
     def _header(self, path: Path) -> GGUFInfo | GGUFError:
@@ -406,8 +416,8 @@ class ModelManager:
             raise GGUFError(str(gguf))  # a fresh one: the cached error is raised for every load
         need = await self._memory_need_for(gguf, path)
         if not need.fits:
-            raise ModelError(f'{name} needs about {format_bytes(need.needed_bytes)} of memory, '
-                             f'but only {format_bytes(need.ram_free_bytes or 0)} is free.')
+            need = await self._with_holders(need)
+            raise ModelError(f'{name} does not fit the memory free now. {need.describe()}')
         model = await asyncio.to_thread(LlamaCppModel, path, name=name, context_length=self.options.context_length,
                                         gpu_layers=self.options.gpu_layers, threads=self.options.threads, gguf=gguf)
         return model, _local_info(path, gguf)
@@ -513,23 +523,65 @@ class ModelManager:
     # --- memory -----------------------------------------------------------------------------
 
     async def memory_need(self, info: ModelInfo) -> MemoryNeed:
-        """Whether a model fits the memory free right now."""
+        """Whether a model fits the memory free right now; when it does not, who holds the memory."""
         if info.source == 'local' and info.path:
             gguf = await asyncio.to_thread(read_gguf, Path(info.path))
-            return await self._memory_need_for(gguf, Path(info.path))
-        needed = int((info.size_bytes or 0) * OLLAMA_MEMORY_FACTOR)
-        return MemoryNeed(needed, await asyncio.to_thread(free_memory_bytes), self.vram_free())
+            need = await self._memory_need_for(gguf, Path(info.path))
+        else:
+            need = MemoryNeed(int((info.size_bytes or 0) * OLLAMA_MEMORY_FACTOR),
+                              await asyncio.to_thread(free_memory_bytes), await self._vram_free_now())
+        return need if need.fits else await self._with_holders(need)
 
     async def _memory_need_for(self, gguf: GGUFInfo, path: Path) -> MemoryNeed:
-        needed = estimate_memory(gguf, _size(path) or 0, self.options.context_length)
-        return MemoryNeed(needed, await asyncio.to_thread(free_memory_bytes), self.vram_free())
+        return self._need(gguf, _size(path) or 0, await asyncio.to_thread(free_memory_bytes),
+                          await self._vram_free_now())
+
+    def _need(self, gguf: GGUFInfo, file_size: int, ram_free: int | None, vram_free: int | None) -> MemoryNeed:
+        needed = estimate_memory(gguf, file_size, self.options.context_length)
+        return MemoryNeed(needed, ram_free, vram_free, offload=plan_offload(needed, _layers(gguf), vram_free))
 
     def vram_free(self) -> int | None:
         """Free GPU memory from the latest metrics sample (None: no GPU could be read)."""
         latest = self.hub.latest(events.SYSTEM_METRICS)
-        gpus = latest.data.gpus if latest is not None else []  # type: ignore[union-attr,attr-defined]
-        free = [g.memory_total - g.memory_used for g in gpus if g.memory_total is not None and g.memory_used is not None]
-        return sum(free) if free else None
+        return _vram_free(latest.data if latest is not None else None)  # type: ignore[arg-type]
+
+    async def _vram_free_now(self) -> int | None:
+        """Free GPU memory from a fresh sample (the monitor takes one when the latest is old)."""
+        if self._machine is None:
+            return self.vram_free()
+        try:
+            return _vram_free(await self._machine.current())
+        except Exception:  # pylint: disable=broad-except  # the verdict goes on without a GPU reading
+            log.debug('no fresh GPU reading for the fit check', exc_info=True)
+            return self.vram_free()
+
+    async def _name_holders(self, models: list[ModelInfo]) -> list[ModelInfo]:
+        """Name the processes that hold the memory on the models that do not fit (one scan for all)."""
+        if not any(m.memory is not None and not m.memory.fits for m in models):
+            return models
+        holders = await self._holders()
+        return [replace(m, memory=replace(m.memory, holders=holders[0], gpu_holders=holders[1]))
+                if m.memory is not None and not m.memory.fits else m for m in models]
+
+    async def _with_holders(self, need: MemoryNeed) -> MemoryNeed:
+        ram, gpu = await self._holders()
+        return replace(need, holders=ram, gpu_holders=gpu)
+
+    async def _holders(self) -> tuple[tuple[MemoryHolder, ...], tuple[MemoryHolder, ...]]:
+        """The processes holding the most RAM and (with a GPU) the most GPU memory, from a fresh scan."""
+        if self._machine is None:
+            return (), ()
+        try:
+            by_memory = await self._machine.top_processes('memory', HOLDERS_NAMED)
+            by_gpu = await self._machine.top_processes('gpu_memory', HOLDERS_NAMED) \
+                if by_memory.has_gpu_memory else None
+        except Exception:  # pylint: disable=broad-except  # the verdict stands without the names
+            log.debug('no process scan for the fit check', exc_info=True)
+            return (), ()
+        ram = tuple(MemoryHolder(p.name, p.pid, p.memory) for p in by_memory.processes if p.memory)
+        gpu = tuple(MemoryHolder(p.name, p.pid, p.gpu_memory) for p in by_gpu.processes if p.gpu_memory) \
+            if by_gpu is not None else ()
+        return ram, gpu
 
     # --- files and the Ollama library -------------------------------------------------------
 
@@ -612,6 +664,17 @@ def estimate_memory(gguf: GGUFInfo, file_size: int, context_length: int) -> int:
     if all(isinstance(v, int) for v in (layers, kv_heads, key_length, value_length)):
         kv_cache = context * layers * kv_heads * (key_length + value_length) * 2
     return int(file_size + kv_cache + 64 * 2**20)
+
+
+def _layers(gguf: GGUFInfo) -> int | None:
+    layers = gguf.metadata.get(f'{gguf.architecture or ""}.block_count')
+    return layers if isinstance(layers, int) and layers > 0 else None
+
+
+def _vram_free(metrics: SystemMetrics | None) -> int | None:
+    gpus = metrics.gpus if metrics is not None else []
+    free = [g.memory_total - g.memory_used for g in gpus if g.memory_total and g.memory_used is not None]
+    return sum(free) if free else None
 
 
 def _local_info(path: Path, gguf: GGUFInfo) -> ModelInfo:
