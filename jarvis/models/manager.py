@@ -46,6 +46,7 @@ NO_MODEL_HINT = 'Open Models and load one (the default Gemma model needs no down
 NO_DEFAULT_HINT = 'Open Models and load, import or pull one.'
 DEFAULT_KEEP_ALIVE_S = 600  # as long as a model stays loaded without use (Ollama's default is 5 min)
 MAX_KEEP_ALIVE_S = 7 * 24 * 3600
+MAX_SYSTEM_PROMPT = 4000  # characters
 
 # Called with a model about to be released (unloaded, replaced, or at shutdown), before it is closed:
 # whoever still uses it lets go (the assistant stops the answers it is streaming).
@@ -71,6 +72,7 @@ class ModelOptions:
     threads: int = 0  # CPU threads for local models; 0: automatic (local.default_threads)
     keep_alive_s: int = DEFAULT_KEEP_ALIVE_S  # unload after this long without use; -1 (FOREVER): never
     preload: bool = False  # load the model when the Chat view opens, not with the first message
+    system_prompt: str = ''  # the default for conversations without their own; '': the assistant's own
 
     def validated(self) -> ModelOptions:
         if not 256 <= int(self.context_length) <= 131_072:
@@ -88,9 +90,12 @@ class ModelOptions:
                              f'or {FOREVER} to keep the model loaded.')
         if not isinstance(self.preload, bool):
             raise ValueError('Preload is true or false.')
+        if not isinstance(self.system_prompt, str) or len(self.system_prompt) > MAX_SYSTEM_PROMPT:
+            raise ValueError(f'The system prompt is text of at most {MAX_SYSTEM_PROMPT} characters.')
         return ModelOptions(context_length=int(self.context_length), temperature=float(self.temperature),
                             gpu_layers=int(self.gpu_layers), max_tokens=int(self.max_tokens),
-                            threads=int(self.threads), keep_alive_s=int(self.keep_alive_s), preload=self.preload)
+                            threads=int(self.threads), keep_alive_s=int(self.keep_alive_s), preload=self.preload,
+                            system_prompt=self.system_prompt.strip())
 
     @property
     def keep_alive(self) -> float | None:
@@ -155,6 +160,11 @@ class ModelManager:
         return GenerationOptions(max_tokens=self.options.max_tokens, temperature=self.options.temperature)
 
     @property
+    def system_prompt(self) -> str:
+        """The default system prompt from the settings ('': the assistant's own)."""
+        return self.options.system_prompt
+
+    @property
     def no_model_hint(self) -> str:
         """What to do while no model is active; it promises the default model only while it can be had."""
         if self._default_problem:  # it says what to do
@@ -171,16 +181,25 @@ class ModelManager:
         self._release_listeners.append(listener)
 
     @asynccontextmanager
-    async def use(self) -> AsyncIterator[ChatModel | None]:
+    async def use(self, prefer: str | None = None) -> AsyncIterator[ChatModel | None]:
         """The model to answer with, held for one answer.
 
-        While none is loaded, the model on standby (the last one used, else the default) is loaded
-        first; a load already under way (another message, the Load button, a preload) is waited
-        for. The keep-alive never unloads a model that is held. Yields None when no model is loaded
-        and none loads by itself; raises ``ModelLoadError`` when the model on standby cannot be loaded.
+        ``prefer`` ("source:name", a conversation's own model) is loaded first when another one is
+        active. Otherwise, while none is loaded, the model on standby (the last one used, else the
+        default) is loaded first; a load already under way (another message, the Load button, a
+        preload) is waited for. The keep-alive never unloads a model that is held. Yields None when
+        no model is loaded and none loads by itself; raises ``ModelLoadError`` when the model cannot
+        be loaded.
         """
         async with self._load_lock:
-            if self._active is None and self._standby is not None:
+            if prefer is not None and (self._active_info is None or self._active_info.key != prefer):
+                source, _, name = prefer.partition(':')
+                try:
+                    await self._load_locked(validate_name(name, source), source)
+                except (ModelError, ValueError) as error:
+                    raise ModelLoadError(f'This conversation answers with {name}, which cannot be loaded: '
+                                         f'{error}') from error
+            elif self._active is None and self._standby is not None:
                 name, source = self._standby
                 try:
                     await self._load_locked(name, source)
@@ -337,6 +356,10 @@ class ModelManager:
         return header
 
     # --- loading ----------------------------------------------------------------------------
+
+    async def find(self, key: str) -> ModelInfo | None:
+        """The model listed under ``key`` ("source:name"), or None."""
+        return next((m for m in (await self.catalog()).models if m.key == key and m.state != 'error'), None)
 
     async def load(self, name: str, source: str | None = None) -> ModelInfo:
         """Make a model the active one; without ``source`` it is guessed. On failure the previous model stays."""
