@@ -100,6 +100,11 @@ ADVERSARIAL = {
     'time: spaces': padded('what time is it', ' ', 'x'),
     'time: words': padded('what time is it', ', now'),
     'system status: spaces': padded('how busy is my cpu', ' ', 'x'),
+    'machine: what uses': padded('what is using my ', 'cpu ', '?'),
+    'machine: a time': padded('what was using my cpu at 14:05', ' ', 'x'),
+    'machine: minutes ago': padded('what was using my cpu ', '10 minutes ', 'ago'),
+    'machine: model sizes': padded('can i run a ', '7b ', 'model'),
+    'machine: why slow': padded('why is it ', 'slow ', '?'),
     'calculator: spaces': padded('1 plus 1', ' ', 'x'),
     'calculator: digits': padded('1 plus 1', '1', 'x'),
     'calculator: long sum': padded('what is 1', '+1'),
@@ -314,7 +319,8 @@ async def test_a_caller_that_gives_up_cancels_the_plugin_too() -> None:
 # --- the patterns ------------------------------------------------------------------------------
 
 PLUGIN_MODULES = ['jarvis.plugins.language', *(f'jarvis.plugins.builtin.{name}' for name in (
-    'calculator', 'notes', 'reminders', 'system_status', 'time_date', 'wikipedia'))]
+    'calculator', 'notes', 'reminders', 'system_status', 'time_date', 'wikipedia')),
+    'jarvis.machine.questions', 'jarvis.machine.timewords']
 
 
 def module_patterns(module_name: str) -> Iterator[tuple[str, re.Pattern[str]]]:
