@@ -23,7 +23,7 @@ _HOT = re.compile(r'\b(?:hot|hottest|warm|temperatures?|temp|heiß|heiss|heißes
 _USING = re.compile(
     r'\b(?:using|uses|use|eating|eats|hogging|hogs|consuming|consumes|holding|holds|taking|takes|occupying'
     r'|occupies|busy\s{1,3}with|belegt|belegen|belegte|verbraucht|verbrauchen|verbrauchte|nutzt|nutzen|nutzte'
-    r'|benutzt|frisst|fressen|beansprucht|braucht|brauchen|brauchte|auslastet|ausgelastet\s{1,3}hat)\b',
+    r'|benutzt|genutzt|belastet|belastete|frisst|fressen|beansprucht|braucht|brauchen|brauchte|auslastet|ausgelastet\s{1,3}hat)\b',
     re.IGNORECASE)
 _WHO = re.compile(r'\b(?:what|which|who|was|wer|welche[rsmn]?|top|meisten|most)\b', re.IGNORECASE)
 _PROCESSES = re.compile(r'\b(?:process(?:es)?|programs?|apps?|applications?|prozesse?|programme?|anwendungen?)\b',
