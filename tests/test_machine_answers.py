@@ -157,6 +157,13 @@ async def test_the_diagnosis_names_what_holds_the_machine() -> None:
     assert [f['kind'] for f in found.data['findings']] == ['cpu', 'memory', 'swap', 'disk', 'gpu_hot']
 
 
+@pytest.mark.parametrize('question', ['tell me about the 7B model Mistral', 'why is Python so slow?',
+                                      'what is the capital of France?'])
+async def test_questions_about_other_things_go_to_the_model(services: Services, question: str) -> None:
+    answer = await services.assistant.send(question)
+    assert (answer.source, answer.text) == ('scripted', '(the model answered)')
+
+
 # --- a minute after the burner stopped ----------------------------------------------------------------
 
 @pytest.mark.parametrize(('question', 'language'), [

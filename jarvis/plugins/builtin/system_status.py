@@ -47,6 +47,21 @@ _PAST = (r'(?:ago|vor|at|um|today|heute|yesterday|gestern|morning|morgen|früh|v
          r'evening|abend|night|nacht|week|woche|last|letzten|past|vergangenen)')
 
 
+# the status questions of old: CPU load, free memory, GPU readings, disk space, the system status
+_STATUS_PATTERNS = [
+    rf'^(?=.*\b(?:cpu|prozessor|processor)\b)(?=.*\b{_LOAD_WORDS}\b)',
+    rf'^(?=.*\b(?:memory|ram|arbeitsspeicher|speicher)\b)(?=.*\b{_FREE_WORDS}\b)',
+    r'^(?=.*\b(?:gpus?|grafikkarte|graphics card|vram)\b)'
+    r'(?=.*(?:temperat|load|usage|busy|auslastung|ausgelastet|speicher|memory|status|heiß|hot|warm|power|'
+    r'strom|watt|\bfan\b|lüfter|how|wie))',
+    r'^(?=.*\b(?:disk|drive|festplatte|platte|ssd|laufwerk|speicherplatz)\b)'
+    r'(?=.*\b(?:space|free|used|full|platz|frei|belegt|voll|how much|wie ?viel|usage|auslastung)\b)',
+    r'\bdisk space\b|\bspeicherplatz\b',
+    r'\bsystem ?status\b|\bsystemauslastung\b|\bsystem (?:load|usage)\b',
+]
+_STATUS = [re.compile(pattern, re.IGNORECASE) for pattern in _STATUS_PATTERNS]
+
+
 class SystemStatusPlugin(Plugin):
     name = 'System status'
     description = ('Answers from the live system monitor and its history: CPU load, memory, disk space and the '
@@ -55,15 +70,7 @@ class SystemStatusPlugin(Plugin):
     version = '1.1.0'
     max_match_chars = MAX_QUESTION_CHARS
     patterns = [
-        rf'^(?=.*\b(?:cpu|prozessor|processor)\b)(?=.*\b{_LOAD_WORDS}\b)',
-        rf'^(?=.*\b(?:memory|ram|arbeitsspeicher|speicher)\b)(?=.*\b{_FREE_WORDS}\b)',
-        r'^(?=.*\b(?:gpus?|grafikkarte|graphics card|vram)\b)'
-        r'(?=.*(?:temperat|load|usage|busy|auslastung|ausgelastet|speicher|memory|status|heiß|hot|warm|power|'
-        r'strom|watt|\bfan\b|lüfter|how|wie))',
-        r'^(?=.*\b(?:disk|drive|festplatte|platte|ssd|laufwerk|speicherplatz)\b)'
-        r'(?=.*\b(?:space|free|used|full|platz|frei|belegt|voll|how much|wie ?viel|usage|auslastung)\b)',
-        r'\bdisk space\b|\bspeicherplatz\b',
-        r'\bsystem ?status\b|\bsystemauslastung\b|\bsystem (?:load|usage)\b',
+        *_STATUS_PATTERNS,
         # what uses a resource, now or then: "what is using my CPU", "was belegt den Arbeitsspeicher"
         rf'^(?=.*\b(?:what|which|who|was|wer|welche[rsn]?)\b)(?=.*\b{_USING}\b)(?=.*\b{_RESOURCE}\b)',
         rf'^(?=.*\b(?:what|which|welche[rsn]?)\b)(?=.*\b(?:process(?:es)?|prozesse?|programs?|programme?)\b)'
@@ -74,7 +81,9 @@ class SystemStatusPlugin(Plugin):
         r'ausgelöst|today|heute|yesterday|gestern|week|woche|how many|wie ?viele)\b)',
         # "why is my computer so slow?", "warum ist die Antwort so langsam?"
         r'^(?=.*\b(?:why|warum|wieso|weshalb)\b)(?=.*\b(?:slow|slowly|sluggish|laggy|langsam|träge|lahm|zäh|'
-        r'ruckelt|hängt)\b)',
+        r'ruckelt|hängt)\b)'
+        r'(?=.*\b(?:computer|pc|laptop|notebook|desktop|machine|system|rechner|it|everything|alles|answers?|'
+        r'antwort(?:en)?|responses?|repl(?:y|ies)|model|modell|chat|jarvis|tokens?)\b)',
         # "can I run a 7B model?", "passt ein 13B-Modell?"
         r'(?<![\w.,])\d{1,4}(?:[.,]\d{1,2})?\s{0,2}(?:b|bn|billion|milliarden|mrd)(?!\w)'
         r'(?=.{0,60}\b(?:models?|modell(?:e|s)?|llms?|parameters?|parameter)\b)',
@@ -88,6 +97,8 @@ class SystemStatusPlugin(Plugin):
             found = await answer(message, MachineQueries(context.machine), language)
             if found is not None:
                 return found.text
+        if not any(pattern.search(message) for pattern in _STATUS):
+            return None  # "tell me about the 7B model Mistral": not a question about this machine after all
         metrics = await _reading(context)
         if metrics is None:
             if language == 'de':
