@@ -366,3 +366,33 @@ async def test_the_queries_answer_a_tool_layer_with_plain_data(services: Service
         await queries.top_processes('disk', 3)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match='Unknown quantization'):
         await queries.model_fit(7, 'Q9')
+
+
+# --- the time words, on their own ---------------------------------------------------------------------
+
+NINE = datetime(2026, 5, 6, 9, 0).timestamp()  # a Wednesday, 09:00
+
+
+@pytest.mark.parametrize(('question', 'start', 'end'), [
+    ('what was using my cpu 10 minutes ago', datetime(2026, 5, 6, 8, 48), datetime(2026, 5, 6, 8, 52)),
+    ('was lief vor 2 Stunden', datetime(2026, 5, 6, 6, 36), datetime(2026, 5, 6, 7, 24)),
+    ('cpu at 11pm', datetime(2026, 5, 5, 23, 0), datetime(2026, 5, 5, 23, 0, 59)),  # later than now: last night
+    ('um 8:15 Uhr', datetime(2026, 5, 6, 8, 15), datetime(2026, 5, 6, 8, 15, 59)),
+    ('gestern um 14:05', datetime(2026, 5, 5, 14, 5), datetime(2026, 5, 5, 14, 5, 59)),
+    ('in the last 2 hours', datetime(2026, 5, 6, 7, 0), datetime(2026, 5, 6, 9, 0)),
+    ('yesterday afternoon', datetime(2026, 5, 5, 12, 0), datetime(2026, 5, 5, 18, 0)),
+    ('heute Morgen', datetime(2026, 5, 6, 6, 0), datetime(2026, 5, 6, 9, 0)),  # up to now
+    ('this week', datetime(2026, 5, 4, 0, 0), datetime(2026, 5, 6, 9, 0)),
+    ('gestern', datetime(2026, 5, 5, 0, 0), datetime(2026, 5, 6, 0, 0)),
+])
+def test_the_time_a_question_asks_about(question: str, start: datetime, end: datetime) -> None:
+    from jarvis.machine.timewords import find_window
+    window = find_window(question, NINE)
+    assert window is not None and (window.start, window.end) == (start.timestamp(), end.timestamp())
+
+
+@pytest.mark.parametrize('question', ['what is using my cpu right now', 'wer belegt gerade den Speicher',
+                                      'this afternoon'])  # 12:00 has not come yet at 09:00
+def test_now_and_times_still_to_come_ask_about_now(question: str) -> None:
+    from jarvis.machine.timewords import find_window
+    assert find_window(question, NINE) is None

@@ -23,7 +23,8 @@ _WORDS = '|'.join(sorted((w.replace(' ', r'\s{1,3}') for w in _NUMBER_WORDS), ke
 _AMOUNT = rf'(?P<n>\d{{1,4}}|{_WORDS})'
 _UNIT = (r'(?P<unit>seconds?|secs?|sekunden?|minutes?|mins?|minuten?|hours?|hrs?|stunden?|days?|tage?n?'
          r'|weeks?|wochen?)')
-_SECONDS = {'s': 1, 'm': 60, 'h': 3600, 'd': 86400, 't': 86400, 'w': 7 * 86400}
+# by the unit's start: "stunden" is hours, "sekunden" seconds
+_SECONDS = (('sec', 1), ('sek', 1), ('min', 60), ('h', 3600), ('stu', 3600), ('d', 86400), ('t', 86400), ('w', 604800))
 
 _AGO = re.compile(rf'\b{_AMOUNT}\s{{1,3}}{_UNIT}\s{{1,3}}ago\b|\bvor\s{{1,3}}{_AMOUNT.replace("?P<n>", "?P<n2>")}'
                   rf'\s{{1,3}}{_UNIT.replace("?P<unit>", "?P<unit2>")}\b', re.IGNORECASE)
@@ -63,7 +64,8 @@ def _amount(text: str) -> float:
 
 
 def _unit_seconds(unit: str) -> int:
-    return _SECONDS.get(unit.lower()[0], 60)
+    unit = unit.lower()
+    return next((seconds for start, seconds in _SECONDS if unit.startswith(start)), 60)
 
 
 def find_window(question: str, now: float) -> TimeWindow | None:
