@@ -90,9 +90,16 @@ async def test_what_is_using_the_cpu_names_a_real_burner(services: Services, que
     try:
         await burner_seen_busy(services, burner.pid)
         text = await ask(services, question)
+        scan = services.system.processes.latest()  # the scan the answer used (fresh: no new one since)
     finally:
         stop(burner)
-    assert f'{BURNER} (PID {burner.pid})' in text and share in text, text
+    assert scan is not None and share in text, text
+    top = [p for p in scan.ranked('cpu', 3).processes if (p.cpu or 0) > 0]  # an idle one is not "using" it
+    for process in top:  # the three busiest of the scan, with their share; on a quiet machine the burner leads
+        assert f'{process.name} (PID {process.pid})' in text, (text, top)
+    others = [p for p in scan.processes if p.pid != burner.pid]
+    if not any((p.cpu or 0) >= 50 for p in others):  # another test's process may outrun it on a shared machine
+        assert f'{BURNER} (PID {burner.pid})' in text, text
     cores = services.system.sampler.recent()[-1].cpu_count
     assert (f'{cores} cores' if share == 'of a core' else f'{cores} Kernen') in text
 
@@ -106,6 +113,13 @@ async def test_what_holds_the_memory_names_the_biggest_process(services: Service
     text = await ask(services, question)
     top = (await services.system.top_processes('memory', 3)).processes
     assert text.startswith(expected) and any(f'(PID {p.pid})' in text for p in top), text
+
+
+@pytest.mark.parametrize('question', ['Which processes are running?', 'Welche Prozesse laufen gerade?'])
+async def test_which_processes_lists_the_busiest_by_cpu(services: Services, question: str) -> None:
+    text = await ask(services, question)
+    assert ('(PID ' in text and ('of a core' in text or 'eines Kerns' in text)) or \
+        text.startswith(('No process uses the CPU', 'Gerade nutzt kein Prozess die CPU')), text
 
 
 async def test_a_script_asking_with_no_window_gets_a_fresh_reading(services: Services) -> None:
@@ -192,7 +206,15 @@ async def test_a_minute_after_the_burner_stopped_the_history_names_it(services: 
     clock.now = t0 + 125
     ask_at(services, clock)
     text = await ask(services, question)
-    assert f'{BURNER} (PID {burner.pid})' in text, text
+    assert services.plugins.machine is not None
+    recorded = await MachineQueries(services.plugins.machine).busy_between('cpu', t0 + 5, t0 + 125, 20)
+    burner_row = [p for p in recorded.processes if p.pid == burner.pid]
+    assert burner_row and burner_row[0].peak > 50, recorded  # the history kept the burner's minute
+    # the answer names the three busiest of the window: the burner, unless another test's process outran it
+    for process in recorded.processes[:3]:
+        assert f'{process.name} (PID {process.pid})' in text, (text, recorded)
+    if burner_row[0].peak >= recorded.processes[min(2, len(recorded.processes) - 1)].peak:
+        assert f'{BURNER} (PID {burner.pid})' in text, text
     minute = datetime.fromtimestamp(t0).strftime('%H:%M')
     assert (f'at {minute}' if language == 'en' else f'um {minute}') in text  # when it was busiest
     start, end = (datetime.fromtimestamp(t).strftime('%H:%M') for t in (t0 + 5, t0 + 125))
@@ -235,7 +257,7 @@ async def record_day(services: Services, now: datetime) -> None:
     for moment in minutes:
         cpu, memory, temperature, processes = _profile(moment)
         if moment.date() != now.date():
-            memory = 97.0 if moment.minute == 0 else 60.0
+            memory = 97.0 if moment.minute == 2 else 60.0
         for second in (0, 30):
             buffer.add(HistorySample(moment.timestamp() + second, cpu, memory, 50.0, 10.0, 20.0, temperature))
         buffer.processes.extend(processes)
@@ -271,10 +293,12 @@ async def day(services: Services) -> AsyncIterator[Services]:
     ('Was hat heute Morgen die CPU genutzt?', ['nightly-backup (PID 4242) bis 190,0 % eines Kerns (um 06:30)',
                                               'Heute 06:00–12:00']),
     ('How busy was the CPU this morning?', ['CPU load today 06:00–12:00: highest 90.0 %']),
+    ('What was using the disk this morning?', ['Disk today 06:00–12:00: highest 50.0 %']),  # no disk per process
+    ('Which processes were busy this morning?', ['nightly-backup (PID 4242) up to 190.0 % of a core (at 06:30)']),
     ('How hot did the GPU get today?', ['GPU temperature today 00:00–16:30: highest 83 °C (at 14:05)']),
     ('Wie heiß wurde die Grafikkarte heute?', ['GPU-Temperatur heute 00:00–16:30: höchstens 83 °C (um 14:05)']),
-    ('When was memory highest this week?', ['Memory was highest at yesterday 10:00: 97.0 %', 'Mon ']),
-    ('Wann war der Arbeitsspeicher diese Woche am höchsten?', ['Arbeitsspeicher war am höchsten um gestern 10:00: 97,0 %']),
+    ('When was memory highest this week?', ['Memory was highest at yesterday 10:02: 97.0 %', 'Mon ']),
+    ('Wann war der Arbeitsspeicher diese Woche am höchsten?', ['Arbeitsspeicher war am höchsten um gestern 10:02: 97,0 %']),
 ])
 async def test_the_recorded_day_answers_with_its_window(day: Services, question: str, expected: list[str]) -> None:
     text = await ask(day, question)

@@ -81,8 +81,6 @@ def _share(process: ProcessShare, resource: str, language: str) -> str:
 
 async def _processes_now(question: Question, queries: MachineQueries, language: str) -> Answer:
     resource = question.resource or 'cpu'
-    if resource == 'disk':
-        return await _status_now(question, queries, language)
     wanted = 'gpu_memory' if resource in ('gpu', 'gpu_memory') else resource
     top = await queries.top_processes(wanted, LIST_LIMIT)  # type: ignore[arg-type]
     metrics = (await queries.reading()).metrics
@@ -266,7 +264,7 @@ async def _processes_then(question: Question, queries: MachineQueries, language:
     assert question.window is not None
     now = queries.now()
     resource = question.resource or 'cpu'
-    wanted = 'gpu_memory' if resource in ('gpu', 'gpu_memory') else ('cpu' if resource == 'disk' else resource)
+    wanted = 'gpu_memory' if resource in ('gpu', 'gpu_memory') else resource
     busy: BusyProcesses = await queries.busy_between(wanted, question.window.start, question.window.end,  # type: ignore[arg-type]
                                                      LIST_LIMIT)
     if not busy.minutes:
@@ -291,6 +289,8 @@ def _capital(text: str) -> str:
 
 
 async def _processes(question: Question, queries: MachineQueries, language: str) -> Answer:
+    if question.resource == 'disk':  # the history keeps no disk use per process: how full it was, or is
+        return await _status(question, queries, language)
     if question.window is None:
         return await _processes_now(question, queries, language)
     return await _processes_then(question, queries, language)

@@ -22,6 +22,7 @@ RESOURCES: tuple[str, ...] = ('cpu', 'memory', 'gpu_memory')
 METRICS: tuple[str, ...] = FIELDS
 MAX_LIMIT = 20
 HISTORY_POINTS = 1000
+MINUTE_S = 60.0
 
 # a model's size from its parameters: the quantisation most GGUF downloads use, and what comes on top
 DEFAULT_QUANTIZATION = 'Q4_K_M'
@@ -283,6 +284,12 @@ class MachineQueries:
             return HistorySummary(metric, start, end, 0, len(recorded.points))
         peaks = [(p.t, p.maxima[index]) for p in recorded.points if p.maxima[index] is not None]
         peak_at, peak = max(peaks or means, key=lambda point: point[1])  # type: ignore[arg-type,return-value]
+        if recorded.step_s is not None and recorded.step_s > MINUTE_S:
+            # a long window comes in buckets of several minutes: look into the highest one for its minute
+            inside = await self.sources.history(peak_at, min(end, peak_at + recorded.step_s), HISTORY_POINTS)
+            finer = [(p.t, p.maxima[index]) for p in inside.points if p.maxima[index] is not None]
+            if finer:
+                peak_at, peak = max(finer, key=lambda point: point[1])  # type: ignore[arg-type,return-value]
         low_at, low = min(means, key=lambda point: point[1])  # type: ignore[arg-type,return-value]
         mean = sum(v for _, v in means) / len(means)  # type: ignore[misc]
         return HistorySummary(metric, start, end, len(means), len(recorded.points), round(mean, 1), round(peak, 1), peak_at,  # type: ignore[arg-type]

@@ -86,6 +86,8 @@ def parse(text: str, now: float) -> Question | None:
     if _HOT.search(text):
         return Question('temperature', 'gpu_temperature', window)
     if resource is None:
+        if _WHO.search(text) and _PROCESSES.search(text):  # "which processes are running?": by CPU
+            return Question('processes', 'cpu', window)
         return None
     if _WHEN_PEAK.search(text) and _PEAK.search(text):
         return Question('peak', resource, window)

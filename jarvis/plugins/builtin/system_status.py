@@ -40,7 +40,8 @@ MAX_QUESTION_CHARS = 300  # a long message that mentions the CPU in passing is f
 
 
 # what brings a question to the machine's answers besides the status patterns; each repeat is bounded
-_RESOURCE = r'(?:cpu|prozessor|processor|memory|ram|arbeitsspeicher|speicher|gpu|grafikkarte|vram|grafikspeicher)'
+_RESOURCE = (r'(?:cpu|prozessor|processor|memory|ram|arbeitsspeicher|speicher|gpu|grafikkarte|vram|grafikspeicher|'
+             r'disk|festplatte|laufwerk|ssd)')
 _USING = (r'(?:using|uses|use|eating|hogging|consuming|holding|holds|taking|occupying|belegt|verbraucht|nutzt|'
           r'nutzen|benutzt|genutzt|belastet|frisst|beansprucht|braucht|auslastet)')
 _PAST = (r'(?:ago|vor|at|um|today|heute|yesterday|gestern|morning|morgen|früh|vormittag|afternoon|nachmittag|'
