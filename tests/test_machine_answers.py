@@ -4,8 +4,10 @@ simulated clock ("at 14:05", "this morning", "today", "this week", alerts), and 
 catalog of known sizes and free memory."""
 from __future__ import annotations
 
+import asyncio
 import json
 import math
+import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -176,6 +178,22 @@ async def test_the_diagnosis_names_what_holds_the_machine() -> None:
 async def test_questions_about_other_things_go_to_the_model(services: Services, question: str) -> None:
     answer = await services.assistant.send(question)
     assert (answer.source, answer.text) == ('scripted', '(the model answered)')
+
+
+async def test_the_plugin_reads_the_machine_on_the_apps_loop(services: Services) -> None:
+    """The plugin runs on its own thread; the monitor's calls it makes run on the app's loop, where the monitor lives."""
+    app_loop = asyncio.get_running_loop()
+    seen: list[tuple[bool, str]] = []
+    real = services.machine_sources.top_processes
+
+    async def watched(sort: str, limit: int) -> ProcessSnapshot:
+        seen.append((asyncio.get_running_loop() is app_loop, threading.current_thread().name))
+        return await real(sort, limit)
+
+    services.plugins.machine = replace(services.machine_sources, top_processes=watched)
+    await ask(services, 'What is using my CPU?')
+    assert seen and all(on_app_loop for on_app_loop, _ in seen)
+    assert all(not name.startswith('plugin:') for _, name in seen)
 
 
 # --- a minute after the burner stopped ----------------------------------------------------------------
