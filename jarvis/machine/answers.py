@@ -6,6 +6,7 @@ None means it is not a question these answers know.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from ..units import binary_size
@@ -329,7 +330,6 @@ async def _alerts(question: Question, queries: MachineQueries, language: str) ->
 
 
 def _today(now: float) -> TimeWindow:
-    from datetime import datetime  # pylint: disable=import-outside-toplevel
     midnight = datetime.fromtimestamp(now).replace(hour=0, minute=0, second=0, microsecond=0)
     return TimeWindow(midnight.timestamp(), now, 'day')
 

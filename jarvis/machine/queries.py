@@ -21,6 +21,7 @@ Metric = Literal['cpu', 'memory', 'disk', 'gpu', 'gpu_memory', 'gpu_temperature'
 RESOURCES: tuple[str, ...] = ('cpu', 'memory', 'gpu_memory')
 METRICS: tuple[str, ...] = FIELDS
 MAX_LIMIT = 20
+ALERT_LOG_LIMIT = 1000  # the newest alerts the log gives at once (AlertManager.log's most)
 HISTORY_POINTS = 1000
 MINUTE_S = 60.0
 
@@ -317,8 +318,7 @@ class MachineQueries:
 
     async def alerts_between(self, start: float, end: float) -> AlertsWindow:
         """Every alert that fired from ``start`` to ``end``, or fired before and still held then, oldest first."""
-        from ..alerts.store import MAX_LOG_ENTRIES  # pylint: disable=import-outside-toplevel
-        entries = await self.sources.alert_log(min(1000, MAX_LOG_ENTRIES))
+        entries = await self.sources.alert_log(ALERT_LOG_LIMIT)
         chosen = [e for e in entries
                   if e.started_at <= end and (e.ended_at is None or e.ended_at >= start)]
         records = [AlertRecord(e.rule_id, e.summary, e.metric, e.severity, e.threshold, e.peak, e.started_at,
