@@ -375,3 +375,16 @@ def test_every_pattern_of_the_builtins_is_one_the_audit_sees() -> None:
 def test_the_audit_finds_the_slow_shapes_that_froze_the_app(pattern: str) -> None:
     assert audit(pattern, re.IGNORECASE)
 
+
+
+@pytest.mark.parametrize('message', [
+    padded('what was using my cpu ', '10 minutes ', 'ago'), padded('at ', '14:05 ', 'x'),
+    padded('can i run a ', '7b ', 'model'), padded('vor ', 'einer ', 'Minute'), padded('', '1'),
+])
+async def test_the_machine_questions_parse_a_long_message_without_holding_the_loop(message: str) -> None:
+    """A tool layer may hand the machine's parser any text; its patterns are bounded, so even 32,000
+    characters leave the loop free while it reads them in a worker thread (Python's re holds the GIL)."""
+    from jarvis.machine.questions import parse
+    with Ticker() as ticker:
+        await asyncio.to_thread(parse, message, 1_700_000_000.0)
+    assert ticker.longest < LONGEST_PAUSE_S, f'the loop paused {ticker.longest:.1f} s'
