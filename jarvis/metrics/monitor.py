@@ -77,3 +77,7 @@ class SystemMonitor:
 
     async def busy_processes_at(self, timestamp: float) -> list[RecordedProcess]:
         return await self.history.processes_at(timestamp)
+
+    async def busy_processes_between(self, start: float, end: float) -> list[RecordedProcess]:
+        """The busiest processes recorded for each minute from ``start`` to ``end`` (Unix seconds)."""
+        return await self.history.processes_between(start, end)
