@@ -49,6 +49,7 @@ def create_app(settings: Settings) -> tuple[Services, Callable[[], None]]:
     data folder or the database cannot be used.
     """
     services = Services(settings)
+    framework.quiet_window_timeouts()
 
     async def start() -> None:
         with contextlib.suppress(StartupError):  # pages and routes learn it from wait_ready; run() quits

@@ -98,6 +98,32 @@ def calm_server_loop() -> None:
 
 # --- the guard ----------------------------------------------------------------------------------
 
+# the message of NiceGUI's TimeoutError when a page does not answer a JavaScript request in time
+WINDOW_TIMEOUT = 'JavaScript did not respond'
+
+
+def is_window_timeout(error: BaseException | None) -> bool:
+    """A window that did not answer a request in time: closed meanwhile, or too busy. Nothing the app
+    did wrong (a window that connects and closes at once leaves the drawer's state request unanswered)."""
+    return isinstance(error, TimeoutError) and str(error).startswith(WINDOW_TIMEOUT)
+
+
+class _WindowTimeouts(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and is_window_timeout(record.exc_info[1]):
+            log.debug('a window did not answer in time: %s', record.exc_info[1])
+            return False
+        return True
+
+
+def quiet_window_timeouts() -> None:
+    """NiceGUI logs every exception of a background task as an error, a window's timeout too: that one
+    goes to the debug log."""
+    nicegui_log = logging.getLogger('nicegui')
+    if not any(isinstance(f, _WindowTimeouts) for f in nicegui_log.filters):
+        nicegui_log.addFilter(_WindowTimeouts())
+
+
 def problems() -> list[str]:
     """What this module relies on and no longer finds (empty when all holds)."""
     found: list[str] = []

@@ -3,8 +3,10 @@ the private parts the app relies on fails here, by name, instead of somewhere in
 from __future__ import annotations
 
 import ast
+import logging
 from pathlib import Path
 
+import pytest
 import uvicorn
 
 from jarvis import framework
@@ -42,3 +44,18 @@ def test_no_other_module_touches_private_parts_of_the_frameworks() -> None:
         if 'did_handshake' in path.read_text(encoding='utf-8'):
             offenders.append(f'{path.relative_to(PACKAGE)} reads window.did_handshake (pass framework.HANDSHAKE_FLAG)')
     assert offenders == []
+
+
+async def test_a_window_that_does_not_answer_in_time_is_no_error_of_the_app(caplog: pytest.LogCaptureFixture) -> None:
+    from nicegui.javascript_request import JavaScriptRequest  # what a page's unanswered request raises
+
+    with pytest.raises(TimeoutError) as raised:
+        await JavaScriptRequest('never-answered', timeout=0.01)
+    assert framework.is_window_timeout(raised.value), 'NiceGUI changed the message of its timeout'
+    assert not framework.is_window_timeout(TimeoutError('the database is locked'))
+    framework.quiet_window_timeouts()
+    with caplog.at_level(logging.DEBUG):
+        logging.getLogger('nicegui').error('background task failed', exc_info=raised.value)
+        logging.getLogger('nicegui').error('another failure', exc_info=RuntimeError('real'))
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == ['another failure']
+    assert any('did not answer in time' in r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG)

@@ -241,6 +241,7 @@ async def test_a_backtracking_pattern_is_cut_short_and_the_message_goes_on(setti
 
 
 async def test_the_reminders_plugin_schedules_on_its_own_loop_and_still_fires(settings: Settings) -> None:
+    before = set(threading.enumerate())  # a blocked plugin of an earlier test may still be ending its thread
     services = await start_services(settings, list(BUILTIN_PLUGINS))
     window = services.hub.subscribe(name='window', types=['notification'], viewer=True)
     threads: list[threading.Thread] = []
@@ -249,13 +250,12 @@ async def test_the_reminders_plugin_schedules_on_its_own_loop_and_still_fires(se
         event = await asyncio.wait_for(window.get(), 10)
         assert event.data.message == '⏰ Reminder: stretch'
         mine = {f'plugin:{plugin.name}' for plugin in BUILTIN_PLUGINS}
-        threads += [thread for thread in threading.enumerate() if thread.name in mine]
+        threads += [thread for thread in set(threading.enumerate()) - before if thread.name in mine]
         assert {thread.name for thread in threads} == mine
     finally:
         window.close()
         await services.stop()
-    # these threads only: a blocked plugin of an earlier test may still be ending its own on a slow machine
-    await eventually(lambda: not [thread for thread in threads if thread.is_alive()])
+    await eventually(lambda: not [thread for thread in threads if thread.is_alive()], timeout=30)
 
 
 # --- the worker --------------------------------------------------------------------------------

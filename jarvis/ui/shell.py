@@ -161,5 +161,8 @@ def _show_theme_icon(button: ui.button, is_dark: bool | None) -> None:
 
 
 def _notify_exception(error: Exception) -> None:
+    if framework.is_window_timeout(error):  # closed or busy: nothing to tell it
+        log.debug('a window did not answer in time: %s', error)
+        return
     log.error('error in a view: %s', error, exc_info=error)
     ui.notify(f'Something went wrong: {error}', type='negative', group='view-error', **notifications.PLACEMENT)
