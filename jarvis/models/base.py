@@ -19,6 +19,7 @@ class ChatTurn:
 class GenerationOptions:
     max_tokens: int = 512
     temperature: float = 0.7
+    stop: tuple[str, ...] = ()  # sequences that end the answer (a remote server stops at them itself)
 
 
 class ModelError(Exception):
@@ -37,7 +38,7 @@ class ChatModel(Protocol):
     """
 
     name: str
-    source: str  # 'local' or 'ollama'
+    source: str  # 'local', 'ollama' or 'server:<name>' (an OpenAI-compatible server)
     context_length: int
     details: dict[str, Any]
 
@@ -77,7 +78,7 @@ class ModelInfo:
     """A model the app can use, as the manager lists it (a snapshot: the manager makes a new one on change)."""
 
     name: str
-    source: Literal['local', 'ollama']
+    source: str  # 'local', 'ollama' or 'server:<name>' (a model on an OpenAI-compatible server)
     size_bytes: int | None = None
     quantization: str | None = None
     parameters: str | None = None
