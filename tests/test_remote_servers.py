@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+from nicegui.testing.user import User
 
 from jarvis.events import CHAT_MESSAGE, ChatMessage
 from jarvis.models.base import ChatTurn, GenerationOptions
@@ -26,6 +27,7 @@ from jarvis.models.servers import KEYS_FILE, ServerConfigError, ServerRegistry, 
 from .conftest import Harness
 from .helpers.llama_server import LlamaServer
 from .helpers.server import free_port
+from .helpers.waiting import eventually
 
 pytestmark = pytest.mark.model
 
@@ -300,3 +302,50 @@ async def test_the_keys_file_is_made_private_again(jarvis: Harness, llama: Llama
     registry = ServerRegistry(jarvis.services.store, keys)  # a fresh one reads the file, as at the next start
     assert await registry.api_key('llama') == KEY
     assert stat.S_IMODE(keys.stat().st_mode) == 0o600
+
+
+def _marked(user: User, marker: str) -> list:
+    """The elements with a marker, visible or not (user.find sees only visible ones)."""
+    return [e for e in user.client.elements.values() if marker in e._markers]  # pylint: disable=protected-access
+
+
+def _in_row(user: User, row_marker: str, marker: str):  # type: ignore[no-untyped-def]
+    rows = _marked(user, row_marker)
+    assert len(rows) == 1, f'{len(rows)} rows marked {row_marker}'
+    found = [e for e in rows[0].descendants() if marker in e._markers]  # pylint: disable=protected-access
+    assert len(found) == 1, f'{len(found)} elements marked {marker} in {row_marker}'
+    return found[0]
+
+
+async def test_the_models_view_adds_loads_and_removes_a_server(user: User, llama: LlamaServer, model_id: str) -> None:
+    await user.open('/models')
+    user.find(marker='server-url').type(llama.url)
+    user.find(marker='server-key').type(KEY)
+    user.find(marker='server-name').type('llama')
+    user.find(marker='server-add').click()
+    await eventually(lambda: _marked(user, 'server-row:llama'), 20)
+    assert _in_row(user, 'server-row:llama', 'server-status').text == 'answers, 1 model'
+    assert _marked(user, 'server-key')[0].value == ''  # the key leaves the page once it is stored
+    assert KEY not in str([e.props for e in user.client.elements.values()])
+
+    # its model is a row of the table with the server as source; Load makes it the chat's model
+    row = f'model-row:server:llama:{model_id}'
+    await eventually(lambda: _marked(user, row), 20)
+    with user.scope(marker=row):
+        assert user.find('llama').elements  # the source badge names the server
+        user.find(marker='model-load').click()
+    await eventually(lambda: _in_row(user, row, 'model-state').text == 'loaded', 20)
+
+    # a server where nothing answers: added, and its row says why in one line
+    user.find(marker='server-url').type(f'http://127.0.0.1:{free_port()}/v1')
+    user.find(marker='server-name').type('nowhere')
+    user.find(marker='server-add').click()
+    await eventually(lambda: _marked(user, 'server-row:nowhere'), 20)
+    status = _in_row(user, 'server-row:nowhere', 'server-status').text
+    assert 'does not answer' in status and _one_line(status)
+
+    # removed: its row and its model's row go, and the model is unloaded
+    with user.scope(marker='server-row:llama'):
+        user.find(marker='server-remove').click()
+    await eventually(lambda: not _marked(user, 'server-row:llama') and not _marked(user, row), 20)
+    assert user.find(marker='active-model').elements.pop().text == 'No model loaded'
