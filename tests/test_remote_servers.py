@@ -349,3 +349,33 @@ async def test_the_models_view_adds_loads_and_removes_a_server(user: User, llama
         user.find(marker='server-remove').click()
     await eventually(lambda: not _marked(user, 'server-row:llama') and not _marked(user, row), 20)
     assert user.find(marker='active-model').elements.pop().text == 'No model loaded'
+
+
+async def test_an_address_beyond_loopback_goes_through_the_proxy_set(jarvis: Harness,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """What keeps the fuzzer's servers on this machine (tests/test_api_fuzz.py): the app asks a remote server
+    through the proxy in the environment, without looking its name up; a loopback one never through it."""
+    requests: list[bytes] = []
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        requests.append(await reader.readline())
+        writer.write(b'HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n')
+        await writer.drain()
+        writer.close()
+
+    listener = await asyncio.start_server(proxy, '127.0.0.1', 0)
+    port = listener.sockets[0].getsockname()[1]
+    for name in ('HTTP_PROXY', 'HTTPS_PROXY', 'ALL_PROXY', 'http_proxy', 'https_proxy', 'all_proxy'):
+        monkeypatch.setenv(name, f'http://127.0.0.1:{port}')
+    monkeypatch.setenv('NO_PROXY', '')
+    monkeypatch.setenv('no_proxy', '')
+    try:
+        status = await jarvis.services.models.add_server('http://gpu-box.invalid:8000/v1', name='far')
+        assert requests == [b'GET http://gpu-box.invalid:8000/v1/models HTTP/1.1\r\n']
+        assert not status.reachable and _one_line(status.error)
+        closed = f'http://127.0.0.1:{free_port()}/v1'
+        near = await jarvis.services.models.add_server(closed, name='near')
+        assert len(requests) == 1 and 'does not answer' in near.error  # straight to the closed port
+    finally:
+        listener.close()
+        await listener.wait_closed()
