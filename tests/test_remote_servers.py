@@ -379,3 +379,13 @@ async def test_an_address_beyond_loopback_goes_through_the_proxy_set(jarvis: Har
     finally:
         listener.close()
         await listener.wait_closed()
+
+
+async def test_a_key_that_cannot_be_stored_adds_nothing(jarvis: Harness) -> None:
+    (jarvis.services.settings.data_dir / KEYS_FILE).mkdir()  # where the file goes, something it cannot replace
+    api = Recorder(jarvis.http())
+    response = await api.call('POST', '/api/models/servers',
+                              json={'url': f'http://127.0.0.1:{free_port()}/v1', 'api_key': KEY, 'name': 'gpu'})
+    assert response.status_code == 503 and 'could not be written' in response.json()['error']
+    assert KEY not in response.text
+    assert (await api.call('GET', '/api/models/servers')).json() == []

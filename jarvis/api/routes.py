@@ -23,7 +23,7 @@ from ..assistant.assistant import ChatInputError
 from ..assistant.conversations import ConversationNotFound
 from ..metrics import HistoryRangeError
 from ..models.base import ModelError
-from ..models.servers import ServerConfigError, ServerNotFound, TooManyServers
+from ..models.servers import KeyStoreError, ServerConfigError, ServerNotFound, TooManyServers
 from ..plugins.manager import PluginError, PluginNotFound
 from ..services import Services, StartupError
 from .errors import error, error_at, install_error_handlers
@@ -272,6 +272,8 @@ def _add_routes(app: APIRouter, services: Services) -> None:
             return error(409, str(problem))
         except ServerConfigError as problem:
             return error(422, str(problem))
+        except KeyStoreError as problem:
+            return error(503, str(problem))
         return status.to_dict()
 
     @app.delete('/api/models/servers/{name}', tags=['models'])
@@ -281,6 +283,8 @@ def _add_routes(app: APIRouter, services: Services) -> None:
             await models.remove_server(name)
         except ServerNotFound as problem:
             return error(404, str(problem))
+        except KeyStoreError as problem:
+            return error(503, str(problem))
         return {'removed': name}
 
     # --- plugins ----------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Every model the app can use (local GGUF files and an Ollama server), and the one active for chat.
+"""Every model the app can use (local GGUF files, an Ollama server, OpenAI-compatible servers), and the one
+active for chat.
 
 At most one model is loaded; loading another replaces it only once the new one is ready, so a
 failed load leaves the previous model active. Loading runs off the event loop. Nothing is loaded at
@@ -711,7 +712,7 @@ def _local_info(path: Path, gguf: GGUFInfo) -> ModelInfo:
 
 def _server_info(server: Server, model: RemoteModel) -> ModelInfo:
     return ModelInfo(name=model.id, source=server_source(server.name), context_length=model.context_length,
-                     family=model.owned_by, extra={'server': server.name, 'url': server.url})
+                     extra={'server': server.name, 'url': server.url, 'owned_by': model.owned_by})
 
 
 def _known_source(source: object) -> bool:

@@ -48,6 +48,10 @@ class TooManyServers(ServerConfigError):
     """The list of servers is full."""
 
 
+class KeyStoreError(ModelError):
+    """The keys file could not be written; nothing was changed."""
+
+
 @dataclass(frozen=True, slots=True)
 class Server:
     name: str
@@ -194,8 +198,7 @@ class ServerRegistry:
             else:
                 keys.pop(name, None)
             if keys != self._keys:
-                await asyncio.to_thread(_write_keys, self.keys_path, keys)
-                self._keys = keys
+                await self._write(keys)
             self._servers = {**self._servers, name: url}
             await self._save()
         log.info('server %s %s at %s', name, 'replaced' if replaced else 'added', url)
@@ -211,11 +214,17 @@ class ServerRegistry:
             self._servers = {n: u for n, u in self._servers.items() if n != name}
             await self._save()  # first: a key without its server is harmless, a server without its key is not
             if name in self._keys:
-                keys = {n: k for n, k in self._keys.items() if n != name}
-                await asyncio.to_thread(_write_keys, self.keys_path, keys)
-                self._keys = keys
+                await self._write({n: k for n, k in self._keys.items() if n != name})
         log.info('server %s removed', name)
         return server
+
+    async def _write(self, keys: dict[str, str]) -> None:
+        try:
+            await asyncio.to_thread(_write_keys, self.keys_path, keys)
+        except OSError as error:
+            raise KeyStoreError(f'The API keys could not be written to {self.keys_path} '
+                                f'({error.strerror or type(error).__name__}): make the data folder writable.') from None
+        self._keys = keys
 
     async def _save(self) -> None:
         assert self._servers is not None

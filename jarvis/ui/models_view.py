@@ -19,7 +19,7 @@ from ..models.gguf import GGUFError
 from ..models.keep_alive import FOREVER
 from ..models.manager import ModelCatalog, ModelManager
 from ..models.remote import server_of
-from ..models.servers import ServerConfigError, ServerStatus
+from ..models.servers import ServerStatus
 from ..services import Services
 from . import format as fmt
 from . import notifications
@@ -278,7 +278,7 @@ class ModelsView:
         try:
             status = await self.models.add_server(url, self.server_key.value or None,
                                                   (self.server_name.value or '').strip() or None)
-        except ServerConfigError as error:
+        except ModelError as error:  # an address, name or key that cannot be used; a keys file not writable
             notifications.notify(self.root.client, str(error), type='negative', multi_line=True)
             return
         for field in (self.server_url, self.server_key, self.server_name):
