@@ -21,7 +21,7 @@ from nicegui.testing.user import User
 from jarvis.events import CHAT_MESSAGE, ChatMessage
 from jarvis.models.base import ChatTurn, GenerationOptions
 from jarvis.models.default_model import default_model_path
-from jarvis.models.remote import RemoteChatModel, ServerError
+from jarvis.models.remote import RemoteChatModel, ServerError, status_error
 from jarvis.models.servers import KEYS_FILE, ServerConfigError, ServerRegistry, normalize_url
 
 from .conftest import Harness
@@ -389,3 +389,14 @@ async def test_a_key_that_cannot_be_stored_adds_nothing(jarvis: Harness) -> None
     assert response.status_code == 503 and 'could not be written' in response.json()['error']
     assert KEY not in response.text
     assert (await api.call('GET', '/api/models/servers')).json() == []
+
+
+def test_a_vanished_model_and_other_refusals_read_as_one_sentence() -> None:
+    """What vLLM and llama-server answer for a model they do not serve (404 in OpenAI's error shape), and a
+    server that echoes the key back: one line, never the key."""
+    body = b'{"error": {"message": "The model `llama-3-70b` does not exist.", "type": "NotFoundError", "code": 404}}'
+    vanished = str(status_error('gpu', 404, body, KEY, 'llama-3-70b'))
+    assert vanished == ('The server gpu does not offer llama-3-70b (any more) (HTTP 404): The model `llama-3-70b` '
+                        'does not exist.')
+    echoed = str(status_error('gpu', 500, f'bad\nheader Bearer {KEY}'.encode(), KEY))
+    assert _one_line(echoed) and KEY not in echoed and echoed.startswith('The server gpu answered HTTP 500')
