@@ -12,8 +12,9 @@ from .alerts import AlertManager, DesktopNotifications
 from .assistant.assistant import Assistant
 from .assistant.completions import Completions
 from .config import Settings
-from .events import Event, Notification
+from .events import ChatMessage, Event, Notification
 from .hub import Hub
+from .machine import MachineQueries, MachineSources
 from .metrics import SystemMonitor
 from .models.manager import ModelManager
 from .plugins.manager import PluginManager
@@ -55,8 +56,21 @@ class Services:
         # live samples, processes and the history; ``sampler`` stays for the parts that need samples only
         self.system = SystemMonitor(self.hub, self.db, interval=settings.metrics_interval)
         self.sampler = self.system.sampler
-        self.models = ModelManager(self.hub, settings, self.store)
-        self.plugins = PluginManager(self.hub, self.db, settings, self.store, metrics=self.sampler.current)
+        self.models = ModelManager(self.hub, settings, self.store, machine=self.system)
+        # what the machine's questions read (the plugins through their context, later the tools for models); the
+        # calls look the parts up when they run, so that each reads the part in place then
+        self.machine_sources = MachineSources(
+            current=lambda: self.system.current(),
+            top_processes=lambda sort, limit: self.system.top_processes(sort, limit),
+            history=lambda start, end, points: self.system.history_range(start=start, end=end, max_points=points),
+            busy_processes=lambda start, end: self.system.busy_processes_between(start, end),
+            alert_log=lambda limit: self.alerts.log(limit),
+            active_alerts=lambda: self.alerts.active(),
+            model_catalog=lambda: self.models.catalog(),
+            recent_answers=self._recent_answers)
+        self.machine = MachineQueries(self.machine_sources)
+        self.plugins = PluginManager(self.hub, self.db, settings, self.store, metrics=self.sampler.current,
+                                     machine=self.machine_sources)
         self.assistant = Assistant(self.hub, self.db, self.store, settings, self.models, self.plugins)
         desktop = DesktopNotifications('J.A.R.V.I.S.', icon=asset('icon.png')) if settings.desktop_notifications else None
         self.alerts = AlertManager(self.hub, self.db, self.store, desktop=desktop)
@@ -65,6 +79,9 @@ class Services:
         self.started = False
         self._ready: asyncio.Event | None = None
         self._restore: asyncio.Task | None = None
+
+    async def _recent_answers(self, limit: int) -> list[ChatMessage]:
+        return [shown.message for shown in await self.assistant.recent_messages(limit)]
 
     async def wait_ready(self) -> None:
         """Return once ``start`` has finished. NiceGUI runs startup handlers as tasks and serves at once,

@@ -315,3 +315,18 @@ async def test_a_damaged_database_keeps_its_history_in_the_fresh_one(tmp_path: P
         assert fresh.query_one('SELECT gpu, gpu_temperature_max FROM history_minutes')[0:2] == (50.0, 60.0)
     finally:
         fresh.close()
+
+
+async def test_the_busiest_processes_of_a_range_of_minutes_come_from_the_file_and_from_memory(db: Database) -> None:
+    from jarvis.metrics.history_store import RecordedProcess
+
+    clock = Clock(T0 + 180)
+    recorder = HistoryRecorder(db, clock=clock)
+    written = [RecordedProcess(int(T0 + minute), 10 + minute // 60, f'p{minute}', 'u', 50.0, 1, None)
+               for minute in (0, 60)]
+    await db.run(store.write, db, HistoryBatch(processes=written), clock())
+    pending = RecordedProcess(int(T0 + 120), 99, 'pending', 'u', 70.0, 1, None)
+    recorder.buffer.processes.append(pending)  # its minute is not written yet
+    found = await recorder.processes_between(T0 + 30, T0 + 150)
+    assert [(p.t, p.name) for p in found] == [(T0, 'p0'), (T0 + 60, 'p60'), (T0 + 120, 'pending')]
+    assert [p.name for p in await recorder.processes_between(T0 + 60, T0 + 61)] == ['p60']

@@ -196,7 +196,9 @@ async def test_memory_need_against_free_memory(services: Services) -> None:
     assert need.ram_free_bytes and need.ram_free_bytes > 0 and need.fits
     assert need.vram_free_bytes is None  # no GPU reading here
     assert need.to_dict() == {'needed_bytes': need.needed_bytes, 'ram_free_bytes': need.ram_free_bytes,
-                              'vram_free_bytes': None, 'fits': True}
+                              'vram_free_bytes': None, 'fits': True, 'short_bytes': 0, 'offload': None,
+                              'holders': [], 'gpu_holders': [], 'verdict': need.describe()}
+    assert need.describe().endswith('RAM (fits).')
 
 
 async def test_ollama_models_list_pull_load_chat_unload_delete(settings: Settings, tmp_path: Path,

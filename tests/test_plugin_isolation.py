@@ -100,6 +100,11 @@ ADVERSARIAL = {
     'time: spaces': padded('what time is it', ' ', 'x'),
     'time: words': padded('what time is it', ', now'),
     'system status: spaces': padded('how busy is my cpu', ' ', 'x'),
+    'machine: what uses': padded('what is using my ', 'cpu ', '?'),
+    'machine: a time': padded('what was using my cpu at 14:05', ' ', 'x'),
+    'machine: minutes ago': padded('what was using my cpu ', '10 minutes ', 'ago'),
+    'machine: model sizes': padded('can i run a ', '7b ', 'model'),
+    'machine: why slow': padded('why is it ', 'slow ', '?'),
     'calculator: spaces': padded('1 plus 1', ' ', 'x'),
     'calculator: digits': padded('1 plus 1', '1', 'x'),
     'calculator: long sum': padded('what is 1', '+1'),
@@ -314,7 +319,8 @@ async def test_a_caller_that_gives_up_cancels_the_plugin_too() -> None:
 # --- the patterns ------------------------------------------------------------------------------
 
 PLUGIN_MODULES = ['jarvis.plugins.language', *(f'jarvis.plugins.builtin.{name}' for name in (
-    'calculator', 'notes', 'reminders', 'system_status', 'time_date', 'wikipedia'))]
+    'calculator', 'notes', 'reminders', 'system_status', 'time_date', 'wikipedia')),
+    'jarvis.machine.questions', 'jarvis.machine.timewords']
 
 
 def module_patterns(module_name: str) -> Iterator[tuple[str, re.Pattern[str]]]:
@@ -369,3 +375,16 @@ def test_every_pattern_of_the_builtins_is_one_the_audit_sees() -> None:
 def test_the_audit_finds_the_slow_shapes_that_froze_the_app(pattern: str) -> None:
     assert audit(pattern, re.IGNORECASE)
 
+
+
+@pytest.mark.parametrize('message', [
+    padded('what was using my cpu ', '10 minutes ', 'ago'), padded('at ', '14:05 ', 'x'),
+    padded('can i run a ', '7b ', 'model'), padded('vor ', 'einer ', 'Minute'), padded('', '1'),
+])
+async def test_the_machine_questions_parse_a_long_message_without_holding_the_loop(message: str) -> None:
+    """A tool layer may hand the machine's parser any text; its patterns are bounded, so even 32,000
+    characters leave the loop free while it reads them in a worker thread (Python's re holds the GIL)."""
+    from jarvis.machine.questions import parse
+    with Ticker() as ticker:
+        await asyncio.to_thread(parse, message, 1_700_000_000.0)
+    assert ticker.longest < LONGEST_PAUSE_S, f'the loop paused {ticker.longest:.1f} s'

@@ -400,3 +400,19 @@ def test_a_vanished_model_and_other_refusals_read_as_one_sentence() -> None:
                         'does not exist.')
     echoed = str(status_error('gpu', 500, f'bad\nheader Bearer {KEY}'.encode(), KEY))
     assert _one_line(echoed) and KEY not in echoed and echoed.startswith('The server gpu answered HTTP 500')
+
+
+async def test_a_conversation_of_its_own_answers_with_a_servers_model(jarvis: Harness, llama: LlamaServer,
+                                                                      model_id: str) -> None:
+    """A conversation's own model ("source:name", PATCH) may be a server's: "server:<name>:<model>"."""
+    api = Recorder(jarvis.http())
+    services = jarvis.services
+    await services.models.set_options(max_tokens=8, temperature=0.0)
+    await _add(api, llama.url, 'llama')
+    first = await services.assistant.send('Hello?')  # no model loaded: a conversation to give a model of its own
+    changed = await api.call('PATCH', f'/api/chat/conversations/{first.conversation_id}',
+                             json={'model': f'server:llama:{model_id}'})
+    assert changed.status_code == 200, changed.text
+    answer = await services.assistant.send('Hello again?', first.conversation_id)
+    assert answer.status == 'done' and answer.model == model_id, answer.text
+    assert services.models.active_info is not None and services.models.active_info.source == 'server:llama'

@@ -210,9 +210,11 @@ def _add_routes(app: APIRouter, services: Services) -> None:
 
     @app.patch('/api/chat/conversations/{conversation_id}', tags=['chat'])
     async def change_conversation(conversation_id: ConversationIdInPath, request: ConversationChange) -> Any:
-        """Rename (``title``) and/or pin (``pinned``) a conversation; every window follows."""
+        """Rename (``title``), pin (``pinned``), and/or give a conversation its own ``system_prompt`` and
+        ``model``; every window follows."""
         try:
-            conversation = await assistant.update(conversation_id, title=request.title, pinned=request.pinned)
+            conversation = await assistant.update(conversation_id, title=request.title, pinned=request.pinned,
+                                                  system_prompt=request.system_prompt, model=request.model)
         except ConversationNotFound as problem:
             return error(404, str(problem))
         except ValueError as problem:

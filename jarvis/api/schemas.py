@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import Path, Query
-from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, StrictBool, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, StrictBool, StrictStr, model_validator
 
 from ..models.servers import MAX_KEY_CHARS, MAX_URL_CHARS, NAME_PATTERN
 from ..text import has_lone_surrogate
@@ -56,11 +56,16 @@ class ChatRequest(BaseModel):
 class ConversationChange(BaseModel):
     title: ConversationTitle | None = Field(None, description='A new name.', examples=['Trip to Lisbon'])
     pinned: StrictBool | None = Field(None, description='Pinned conversations are listed first.')
+    system_prompt: StrictStr | None = Field(
+        None, max_length=4000, description='Its own system prompt; "" goes back to the default from the settings.')
+    model: StrictStr | None = Field(
+        None, max_length=300, description='"source:name" of the model it answers with (as /api/models lists '
+        'them); "" goes back to the chat\'s model.', examples=['local:gemma-3-270m-q4_k_m'])
 
     @model_validator(mode='after')
     def _something_to_change(self) -> ConversationChange:
-        if self.title is None and self.pinned is None:
-            raise ValueError('say what to change: "title", "pinned" or both')
+        if all(value is None for value in (self.title, self.pinned, self.system_prompt, self.model)):
+            raise ValueError('say what to change: "title", "pinned", "system_prompt" and/or "model"')
         return self
 
 

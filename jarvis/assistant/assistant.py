@@ -14,7 +14,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..config import Settings
 from ..events import ChatMessage, ConversationsChanged
@@ -40,6 +40,7 @@ SYSTEM_PROMPT = (
     'You are J.A.R.V.I.S., a helpful, friendly and concise assistant that runs locally on the '
     "user's computer. Answer in the language of the question."
 )
+MAX_SYSTEM_PROMPT = 4000  # characters
 COALESCE_S = 0.1  # stream updates go out at most this often, so a fast model cannot flood the windows
 NO_MODEL = 'No model is loaded, so I can only answer through plugins right now.'  # + the models' hint
 
@@ -58,8 +59,16 @@ class ModelSource(Protocol):
     @property
     def no_model_hint(self) -> str: ...
 
-    def use(self) -> AbstractAsyncContextManager[ChatModel | None]:
-        """The model for one answer, loaded first if it is not (ModelLoadError when it cannot be)."""
+    @property
+    def system_prompt(self) -> str:
+        """The default system prompt from the settings ('': the assistant's own)."""
+
+    def use(self, prefer: str | None = None) -> AbstractAsyncContextManager[ChatModel | None]:
+        """The model for one answer (``prefer``: "source:name", else the chat's model), loaded first if it
+        is not (ModelLoadError when it cannot be)."""
+
+    async def find(self, key: str) -> Any:
+        """The model listed under ``key``, or None."""
 
     def on_release(self, listener: Callable[[ChatModel], Awaitable[None]]) -> None: ...
 
@@ -161,12 +170,24 @@ class Assistant:
         self.hub.publish(ConversationsChanged(conversation_id=conversation_id, action='pinned'))
         return conversation
 
-    async def update(self, conversation_id: str, *, title: str | None = None,
-                     pinned: bool | None = None) -> Conversation:
-        """Rename and/or pin (what ``PATCH /api/chat/conversations/{id}`` does); the name is checked first."""
+    async def update(self, conversation_id: str, *, title: str | None = None, pinned: bool | None = None,
+                     system_prompt: str | None = None, model: str | None = None) -> Conversation:
+        """Rename, pin, and/or give it its own system prompt and model ('' for either: back to the default);
+        what ``PATCH /api/chat/conversations/{id}`` does. Everything is checked before anything changes."""
         conversation = await self._store.require(conversation_id)
         if title is not None and not clean_title(title):
             raise ValueError('A conversation needs a name.')
+        if system_prompt is not None and len(system_prompt) > MAX_SYSTEM_PROMPT:
+            raise ValueError(f'A system prompt has at most {MAX_SYSTEM_PROMPT} characters.')
+        if model and await self.models.find(model) is None:
+            raise ValueError(f'There is no model "{model[:80]}": use a model\'s "source:name" from the Models '
+                             'list (for example "local:gemma-3-270m-q4_k_m"), or "" for the chat\'s model.')
+        if system_prompt is not None or model is not None:
+            conversation = await self._store.set_answering(
+                conversation_id,
+                conversation.system_prompt if system_prompt is None else (system_prompt.strip() or None),
+                conversation.model if model is None else (model or None))
+            self.hub.publish(ConversationsChanged(conversation_id=conversation_id, action='updated'))
         if title is not None:
             conversation = await self.rename(conversation_id, title)
         if pinned is not None:
@@ -295,26 +316,29 @@ class Assistant:
         if reply is not None:
             return replace(answer, text=reply.text, status='error' if reply.error else 'done', source=reply.plugin)
         cancel = self._cancel.setdefault(answer.id, threading.Event())
+        conversation = await self._store.require(answer.conversation_id)
+        system_prompt = conversation.system_prompt or self.models.system_prompt or SYSTEM_PROMPT
         self._stop_reading_ahead()  # what it read so far stays in the model's cache
         async with self._generation_lock:  # one model, one generation at a time; others wait their turn
             try:
                 # after the wait: the model may have changed meanwhile. It is loaded here when it is
                 # not (the first message, or the first after the keep-alive unloaded it); a load
                 # under way is waited for, and the answer streams once it is done.
-                async with self.models.use() as model:
+                async with self.models.use(conversation.model) as model:
                     if model is None:
                         return replace(answer, text=self.no_model_text, status='done', source='J.A.R.V.I.S.')
-                    return await self._answer_with(model, answer, cancel)
+                    return await self._answer_with(model, answer, cancel, system_prompt)
             except ModelLoadError as error:  # the error says why and what to do
                 return replace(answer, text=str(error), status='error', source='J.A.R.V.I.S.')
 
-    async def _answer_with(self, model: ChatModel, answer: ChatMessage, cancel: threading.Event) -> ChatMessage:
+    async def _answer_with(self, model: ChatModel, answer: ChatMessage, cancel: threading.Event,
+                           system_prompt: str) -> ChatMessage:
         released = asyncio.Event()
         self._using[answer.id] = (model, released)
         try:
             if not cancel.is_set():
                 history = await self._history(answer.conversation_id, answer.id)
-                turns = await self._fit(model, history, answer_id=answer.id)
+                turns = await self._fit(model, history, system_prompt, answer_id=answer.id)
             if cancel.is_set():  # stopped, or the model is being released, before it started
                 return replace(answer, status='stopped', source=model.name, model=model.name)
             final = await self._stream(model, turns, answer, cancel)
@@ -322,10 +346,10 @@ class Assistant:
             del self._using[answer.id]
             released.set()
         if final.status == 'done' and final.text:
-            self._start_reading_ahead([*history, final])
+            self._start_reading_ahead([*history, final], system_prompt)
         return final
 
-    def _start_reading_ahead(self, history: list[ChatMessage]) -> None:
+    def _start_reading_ahead(self, history: list[ChatMessage], system_prompt: str) -> None:
         """While the user reads the answer, let the model read the beginning of the next prompt.
 
         Usually the model has read all of it already: the conversation so far, its own answer
@@ -336,14 +360,15 @@ class Assistant:
         """
         self._stop_reading_ahead()
         stop = self._read_ahead = threading.Event()
-        self.reading_ahead = asyncio.get_running_loop().create_task(self._read_conversation_ahead(history, stop),
+        self.reading_ahead = asyncio.get_running_loop().create_task(self._read_conversation_ahead(history, system_prompt, stop),
                                                                     name='read ahead')
 
     def _stop_reading_ahead(self) -> None:
         if self._read_ahead is not None:
             self._read_ahead.set()
 
-    async def _read_conversation_ahead(self, history: list[ChatMessage], stop: threading.Event) -> None:
+    async def _read_conversation_ahead(self, history: list[ChatMessage], system_prompt: str,
+                                       stop: threading.Event) -> None:
         try:
             async with self._generation_lock:
                 if stop.is_set():
@@ -354,7 +379,7 @@ class Assistant:
                 read = getattr(model, 'prefill', None)
                 if model is None or read is None:  # none, or one without a cache of ours (Ollama keeps its own)
                     return
-                turns = await self._fit(model, history, upcoming=True)
+                turns = await self._fit(model, history, system_prompt, upcoming=True)
                 await asyncio.to_thread(read, turns, stop)
         except Exception:  # pylint: disable=broad-except  # only a head start: the next message reads it anyway
             log.debug('could not read the conversation ahead', exc_info=True)
@@ -382,10 +407,10 @@ class Assistant:
         messages = await self._store.path_to(conversation_id, answer_id)
         return [m for m in messages if m.id != answer_id and m.status in ('done', 'stopped') and m.text]
 
-    async def _fit(self, model: ChatModel, history: list[ChatMessage], upcoming: bool = False,
+    async def _fit(self, model: ChatModel, history: list[ChatMessage], system_prompt: str, upcoming: bool = False,
                    answer_id: str | None = None) -> list[ChatTurn]:
         options = self._options.get(answer_id or '') or self.models.generation_options
-        return await asyncio.to_thread(fit_to_context, model, SYSTEM_PROMPT, history, options.max_tokens,
+        return await asyncio.to_thread(fit_to_context, model, system_prompt, history, options.max_tokens,
                                        upcoming=upcoming)
 
     async def _stream(self, model: ChatModel, turns: list[ChatTurn], answer: ChatMessage,

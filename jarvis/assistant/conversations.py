@@ -57,10 +57,13 @@ class Conversation:
     message_count: int = 0
     pinned: bool = False
     head_id: str | None = None  # the last message of the branch it shows
+    system_prompt: str | None = None  # None: the default from the settings
+    model: str | None = None  # "source:name" of the model it answers with; None: the chat's model
 
     def to_dict(self) -> dict[str, Any]:
         return {'id': self.id, 'title': self.title, 'created_at': self.created_at, 'updated_at': self.updated_at,
-                'messages': self.message_count, 'pinned': self.pinned}
+                'messages': self.message_count, 'pinned': self.pinned, 'system_prompt': self.system_prompt,
+                'model': self.model}
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +145,10 @@ class ConversationStore:
 
     async def rename(self, conversation_id: str, title: str) -> Conversation:
         return await self._db.run(self._rename, conversation_id, title)
+
+    async def set_answering(self, conversation_id: str, system_prompt: str | None, model: str | None) -> Conversation:
+        """Its own system prompt and model (None: the defaults)."""
+        return await self._db.run(self._set_answering, conversation_id, system_prompt, model)
 
     async def set_pinned(self, conversation_id: str, pinned: bool) -> Conversation:
         return await self._db.run(self._set_pinned, conversation_id, pinned)
@@ -233,6 +240,11 @@ class ConversationStore:
         if not cleaned:
             raise ValueError('A conversation needs a name.')
         self._db.execute('UPDATE conversations SET title = ? WHERE id = ?', (cleaned, conversation_id))
+        return self._require(conversation_id)
+
+    def _set_answering(self, conversation_id: str, system_prompt: str | None, model: str | None) -> Conversation:
+        self._db.execute('UPDATE conversations SET system_prompt = ?, model = ? WHERE id = ?',
+                         (system_prompt, model, conversation_id))
         return self._require(conversation_id)
 
     def _set_pinned(self, conversation_id: str, pinned: bool) -> Conversation:
@@ -544,7 +556,8 @@ def _title_matches(title: str, folded_terms: list[str]) -> list[tuple[int, int]]
 def _conversation(row: Any) -> Conversation:
     return Conversation(id=row['id'], title=row['title'], created_at=row['created_at'],
                         updated_at=row['updated_at'], message_count=row['message_count'],
-                        pinned=bool(row['pinned']), head_id=row['head_id'] or None)
+                        pinned=bool(row['pinned']), head_id=row['head_id'] or None,
+                        system_prompt=row['system_prompt'], model=row['model'] or None)
 
 
 def _message(row: Any) -> ChatMessage:

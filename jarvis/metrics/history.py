@@ -233,6 +233,16 @@ class HistoryRecorder:
         stored = await self.db.run(store.read_processes, self.db, minute, minute)
         return stored + [p for p in pending if p.pid not in {s.pid for s in stored}]
 
+    async def processes_between(self, start: float, end: float) -> list[RecordedProcess]:
+        """The busiest processes of every minute from ``start`` to ``end`` (both minutes included), oldest first
+        ("what was busy this morning"); minutes not written yet come from memory."""
+        first, last = math.floor(start / MINUTE_S) * MINUTE_S, math.floor(end / MINUTE_S) * MINUTE_S
+        stored = await self.db.run(store.read_processes, self.db, first, last)
+        written = {(p.t, p.pid) for p in stored}
+        pending = [p for p in [*self._in_flight.processes, *self.buffer.processes]
+                   if first <= p.t <= last and (p.t, p.pid) not in written]
+        return sorted(stored + pending, key=lambda p: p.t)
+
 
 def _samples_range(db: Database, start: float, end: float, max_points: int,
                    pending: list[HistorySample]) -> HistoryRange:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from ..events import SystemMetrics
 from ..hub import Hub
 from ..storage.database import Database
+from .gpu import NvmlGpuReader
 from .history import MAX_POINTS, RANGES, HistoryRangeError, HistoryRecorder
 from .history_store import HistoryRange, RecordedProcess
 from .processes import PANEL_INTERVAL_S, Demand, ProcessMonitor, ProcessSnapshot
@@ -21,9 +22,10 @@ __all__ = ['RANGES', 'HistoryRangeError', 'SystemMonitor']
 
 class SystemMonitor:
     def __init__(self, hub: Hub, db: Database, *, interval: float = DEFAULT_INTERVAL_S,
-                 calm_interval: float = CALM_INTERVAL_S, clock: Callable[[], float] = time.time) -> None:
+                 calm_interval: float = CALM_INTERVAL_S, clock: Callable[[], float] = time.time,
+                 gpus: NvmlGpuReader | None = None) -> None:
         self.hub = hub
-        self.sampler = MetricsSampler(hub, interval=interval, calm_interval=calm_interval)
+        self.sampler = MetricsSampler(hub, interval=interval, calm_interval=calm_interval, gpus=gpus)
         self.processes = ProcessMonitor(hub, gpus=self.sampler.gpus, clock=clock)
         self.history = HistoryRecorder(db, processes=self.processes, clock=clock)
 
@@ -75,3 +77,7 @@ class SystemMonitor:
 
     async def busy_processes_at(self, timestamp: float) -> list[RecordedProcess]:
         return await self.history.processes_at(timestamp)
+
+    async def busy_processes_between(self, start: float, end: float) -> list[RecordedProcess]:
+        """The busiest processes recorded for each minute from ``start`` to ``end`` (Unix seconds)."""
+        return await self.history.processes_between(start, end)

@@ -6,6 +6,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from .fit import MemoryNeed
+
 Role = Literal['system', 'user', 'assistant']
 
 
@@ -52,25 +54,6 @@ class ChatModel(Protocol):
 
 # standby: not loaded, but the chat's model: the next message loads it
 ModelState = Literal['available', 'standby', 'loading', 'loaded', 'error']
-
-
-@dataclass(frozen=True, slots=True)
-class MemoryNeed:
-    """Whether a model fits the memory free right now (the manager's verdict; views only show it)."""
-
-    needed_bytes: int
-    ram_free_bytes: int | None  # None: could not be read
-    vram_free_bytes: int | None  # None: no GPU could be read
-
-    @property
-    def fits(self) -> bool:
-        """Fits the free RAM or the free GPU memory; with no reading at all nothing is refused."""
-        known = [free for free in (self.ram_free_bytes, self.vram_free_bytes) if free is not None]
-        return not known or any(self.needed_bytes <= free for free in known)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {'needed_bytes': self.needed_bytes, 'ram_free_bytes': self.ram_free_bytes,
-                'vram_free_bytes': self.vram_free_bytes, 'fits': self.fits}
 
 
 @dataclass(frozen=True)

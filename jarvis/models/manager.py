@@ -19,17 +19,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .. import events
 from ..config import Settings
-from ..events import ModelLoaded, ModelStatus, PullProgress
+from ..events import ModelLoaded, ModelStatus, PullProgress, SystemMetrics
 from ..hub import Hub
 from ..metrics.system import free_memory_bytes
 from ..storage import SettingsStore
-from ..units import format_bytes
 from .base import ChatModel, GenerationOptions, MemoryNeed, ModelError, ModelInfo, ModelLoadError
 from .default_model import DEFAULT_MODEL_FILE, default_model_available, default_model_path, ensure_default_model
+from .fit import HOLDERS_NAMED, MemoryHolder, plan_offload
 from .gguf import GGUFError, GGUFInfo, read_gguf
 from .keep_alive import FOREVER, Clock, KeepAlive
 from .local import LlamaCppModel
@@ -49,10 +49,19 @@ NO_MODEL_HINT = 'Open Models and load one (the default Gemma model needs no down
 NO_DEFAULT_HINT = 'Open Models and load, import or pull one.'
 DEFAULT_KEEP_ALIVE_S = 600  # as long as a model stays loaded without use (Ollama's default is 5 min)
 MAX_KEEP_ALIVE_S = 7 * 24 * 3600
+MAX_SYSTEM_PROMPT = 4000  # characters
 
 # Called with a model about to be released (unloaded, replaced, or at shutdown), before it is closed:
 # whoever still uses it lets go (the assistant stops the answers it is streaming).
 ReleaseListener = Callable[[ChatModel], Awaitable[None]]
+
+
+class MachineMemory(Protocol):
+    """The live readings the fit check needs (the system monitor offers them)."""
+
+    async def current(self) -> SystemMetrics: ...
+
+    async def top_processes(self, sort: str, limit: int) -> Any: ...  # a ProcessSnapshot
 
 
 @dataclass
@@ -66,6 +75,7 @@ class ModelOptions:
     threads: int = 0  # CPU threads for local models; 0: automatic (local.default_threads)
     keep_alive_s: int = DEFAULT_KEEP_ALIVE_S  # unload after this long without use; -1 (FOREVER): never
     preload: bool = False  # load the model when the Chat view opens, not with the first message
+    system_prompt: str = ''  # the default for conversations without their own; '': the assistant's own
 
     def validated(self) -> ModelOptions:
         if not 256 <= int(self.context_length) <= 131_072:
@@ -83,9 +93,12 @@ class ModelOptions:
                              f'or {FOREVER} to keep the model loaded.')
         if not isinstance(self.preload, bool):
             raise ValueError('Preload is true or false.')
+        if not isinstance(self.system_prompt, str) or len(self.system_prompt) > MAX_SYSTEM_PROMPT:
+            raise ValueError(f'The system prompt is text of at most {MAX_SYSTEM_PROMPT} characters.')
         return ModelOptions(context_length=int(self.context_length), temperature=float(self.temperature),
                             gpu_layers=int(self.gpu_layers), max_tokens=int(self.max_tokens),
-                            threads=int(self.threads), keep_alive_s=int(self.keep_alive_s), preload=self.preload)
+                            threads=int(self.threads), keep_alive_s=int(self.keep_alive_s), preload=self.preload,
+                            system_prompt=self.system_prompt.strip())
 
     @property
     def keep_alive(self) -> float | None:
@@ -115,8 +128,10 @@ class ModelCatalog:
 
 
 class ModelManager:
-    def __init__(self, hub: Hub, settings: Settings, store: SettingsStore, clock: Clock | None = None) -> None:
+    def __init__(self, hub: Hub, settings: Settings, store: SettingsStore, clock: Clock | None = None,
+                 machine: MachineMemory | None = None) -> None:
         self.hub = hub
+        self._machine = machine  # fresh GPU readings and the processes that hold memory
         self.settings = settings
         self.store = store
         self.models_dir = settings.models_dir
@@ -151,6 +166,11 @@ class ModelManager:
         return GenerationOptions(max_tokens=self.options.max_tokens, temperature=self.options.temperature)
 
     @property
+    def system_prompt(self) -> str:
+        """The default system prompt from the settings ('': the assistant's own)."""
+        return self.options.system_prompt
+
+    @property
     def no_model_hint(self) -> str:
         """What to do while no model is active; it promises the default model only while it can be had."""
         if self._default_problem:  # it says what to do
@@ -167,16 +187,25 @@ class ModelManager:
         self._release_listeners.append(listener)
 
     @asynccontextmanager
-    async def use(self) -> AsyncIterator[ChatModel | None]:
+    async def use(self, prefer: str | None = None) -> AsyncIterator[ChatModel | None]:
         """The model to answer with, held for one answer.
 
-        While none is loaded, the model on standby (the last one used, else the default) is loaded
-        first; a load already under way (another message, the Load button, a preload) is waited
-        for. The keep-alive never unloads a model that is held. Yields None when no model is loaded
-        and none loads by itself; raises ``ModelLoadError`` when the model on standby cannot be loaded.
+        ``prefer`` ("source:name", a conversation's own model) is loaded first when another one is
+        active. Otherwise, while none is loaded, the model on standby (the last one used, else the
+        default) is loaded first; a load already under way (another message, the Load button, a
+        preload) is waited for. The keep-alive never unloads a model that is held. Yields None when
+        no model is loaded and none loads by itself; raises ``ModelLoadError`` when the model cannot
+        be loaded.
         """
         async with self._load_lock:
-            if self._active is None and self._standby is not None:
+            if prefer is not None and (self._active_info is None or self._active_info.key != prefer):
+                source, name = _split_key(prefer)
+                try:
+                    await self._load_locked(validate_name(name, source), source)
+                except (ModelError, ValueError) as error:
+                    raise ModelLoadError(f'This conversation answers with {name}, which cannot be loaded: '
+                                         f'{error}') from error
+            elif self._active is None and self._standby is not None:
                 name, source = self._standby
                 try:
                     await self._load_locked(name, source)
@@ -267,8 +296,8 @@ class ModelManager:
 
     async def catalog(self) -> ModelCatalog:
         """Every model with its state and memory verdict, the active one and Ollama's status."""
-        vram_free = self.vram_free()
         servers = asyncio.ensure_future(self._server_statuses())  # meanwhile: they answer in parallel
+        vram_free = await self._vram_free_now()
         local, ram_free = await asyncio.to_thread(self._scan_local, vram_free)
         remote: list[ModelInfo] = []
         status = ''
@@ -276,14 +305,15 @@ class ModelManager:
             remote = await self._ollama.list_models()
             running = {m['name'] for m in await self._ollama.running()}
             remote = [replace(info, extra={**info.extra, 'in_memory': info.name in running},
-                              memory=MemoryNeed(int(info.size_bytes * OLLAMA_MEMORY_FACTOR), ram_free, vram_free)
+                              memory=MemoryNeed(int(info.size_bytes * OLLAMA_MEMORY_FACTOR), ram_free, vram_free,
+                                                offload=None)
                               if info.size_bytes else None) for info in remote]
         except OllamaUnavailable as error:
             status = str(error)
         except OllamaError as error:
             status = f'Ollama answered with an error: {error}'
         statuses, on_servers = await servers
-        models = [self._with_state(info) for info in local + remote + on_servers]
+        models = await self._name_holders([self._with_state(info) for info in local + remote + on_servers])
         if self._default_problem and not any(m.key == f'local:{DEFAULT_MODEL}' for m in models):
             # the default model that could not be installed shows with what to do (and a Load to try again)
             models.insert(0, ModelInfo(name=DEFAULT_MODEL, source='local', state='error', error=self._default_problem))
@@ -337,8 +367,7 @@ class ModelManager:
                                         error=str(header), path=str(path)))
                 continue
             info = _local_info(path, header)
-            needed = estimate_memory(header, info.size_bytes or 0, self.options.context_length)
-            models.append(replace(info, memory=MemoryNeed(needed, ram_free, vram_free)))
+            models.append(replace(info, memory=self._need(header, info.size_bytes or 0, ram_free, vram_free)))
         return models, ram_free
 
     def _header(self, path: Path) -> GGUFInfo | GGUFError:
@@ -359,6 +388,10 @@ class ModelManager:
         return header
 
     # --- loading ----------------------------------------------------------------------------
+
+    async def find(self, key: str) -> ModelInfo | None:
+        """The model listed under ``key`` ("source:name"), or None."""
+        return next((m for m in (await self.catalog()).models if m.key == key and m.state != 'error'), None)
 
     async def load(self, name: str, source: str | None = None) -> ModelInfo:
         """Make a model the active one; without ``source`` it is guessed. On failure the previous model stays."""
@@ -441,8 +474,8 @@ class ModelManager:
             raise GGUFError(str(gguf))  # a fresh one: the cached error is raised for every load
         need = await self._memory_need_for(gguf, path)
         if not need.fits:
-            raise ModelError(f'{name} needs about {format_bytes(need.needed_bytes)} of memory, '
-                             f'but only {format_bytes(need.ram_free_bytes or 0)} is free.')
+            need = await self._with_holders(need)
+            raise ModelError(f'{name} does not fit the memory free now. {need.describe()}')
         model = await asyncio.to_thread(LlamaCppModel, path, name=name, context_length=self.options.context_length,
                                         gpu_layers=self.options.gpu_layers, threads=self.options.threads, gguf=gguf)
         return model, _local_info(path, gguf)
@@ -602,23 +635,65 @@ class ModelManager:
     # --- memory -----------------------------------------------------------------------------
 
     async def memory_need(self, info: ModelInfo) -> MemoryNeed:
-        """Whether a model fits the memory free right now."""
+        """Whether a model fits the memory free right now; when it does not, who holds the memory."""
         if info.source == 'local' and info.path:
             gguf = await asyncio.to_thread(read_gguf, Path(info.path))
-            return await self._memory_need_for(gguf, Path(info.path))
-        needed = int((info.size_bytes or 0) * OLLAMA_MEMORY_FACTOR)
-        return MemoryNeed(needed, await asyncio.to_thread(free_memory_bytes), self.vram_free())
+            need = await self._memory_need_for(gguf, Path(info.path))
+        else:
+            need = MemoryNeed(int((info.size_bytes or 0) * OLLAMA_MEMORY_FACTOR),
+                              await asyncio.to_thread(free_memory_bytes), await self._vram_free_now())
+        return need if need.fits else await self._with_holders(need)
 
     async def _memory_need_for(self, gguf: GGUFInfo, path: Path) -> MemoryNeed:
-        needed = estimate_memory(gguf, _size(path) or 0, self.options.context_length)
-        return MemoryNeed(needed, await asyncio.to_thread(free_memory_bytes), self.vram_free())
+        return self._need(gguf, _size(path) or 0, await asyncio.to_thread(free_memory_bytes),
+                          await self._vram_free_now())
+
+    def _need(self, gguf: GGUFInfo, file_size: int, ram_free: int | None, vram_free: int | None) -> MemoryNeed:
+        needed = estimate_memory(gguf, file_size, self.options.context_length)
+        return MemoryNeed(needed, ram_free, vram_free, offload=plan_offload(needed, _layers(gguf), vram_free))
 
     def vram_free(self) -> int | None:
         """Free GPU memory from the latest metrics sample (None: no GPU could be read)."""
         latest = self.hub.latest(events.SYSTEM_METRICS)
-        gpus = latest.data.gpus if latest is not None else []  # type: ignore[union-attr,attr-defined]
-        free = [g.memory_total - g.memory_used for g in gpus if g.memory_total is not None and g.memory_used is not None]
-        return sum(free) if free else None
+        return _vram_free(latest.data if latest is not None else None)  # type: ignore[arg-type]
+
+    async def _vram_free_now(self) -> int | None:
+        """Free GPU memory from a fresh sample (the monitor takes one when the latest is old)."""
+        if self._machine is None:
+            return self.vram_free()
+        try:
+            return _vram_free(await self._machine.current())
+        except Exception:  # pylint: disable=broad-except  # the verdict goes on without a GPU reading
+            log.debug('no fresh GPU reading for the fit check', exc_info=True)
+            return self.vram_free()
+
+    async def _name_holders(self, models: list[ModelInfo]) -> list[ModelInfo]:
+        """Name the processes that hold the memory on the models that do not fit (one scan for all)."""
+        if not any(m.memory is not None and not m.memory.fits for m in models):
+            return models
+        holders = await self._holders()
+        return [replace(m, memory=replace(m.memory, holders=holders[0], gpu_holders=holders[1]))
+                if m.memory is not None and not m.memory.fits else m for m in models]
+
+    async def _with_holders(self, need: MemoryNeed) -> MemoryNeed:
+        ram, gpu = await self._holders()
+        return replace(need, holders=ram, gpu_holders=gpu)
+
+    async def _holders(self) -> tuple[tuple[MemoryHolder, ...], tuple[MemoryHolder, ...]]:
+        """The processes holding the most RAM and (with a GPU) the most GPU memory, from a fresh scan."""
+        if self._machine is None:
+            return (), ()
+        try:
+            by_memory = await self._machine.top_processes('memory', HOLDERS_NAMED)
+            by_gpu = await self._machine.top_processes('gpu_memory', HOLDERS_NAMED) \
+                if by_memory.has_gpu_memory else None
+        except Exception:  # pylint: disable=broad-except  # the verdict stands without the names
+            log.debug('no process scan for the fit check', exc_info=True)
+            return (), ()
+        ram = tuple(MemoryHolder(p.name, p.pid, p.memory) for p in by_memory.processes if p.memory)
+        gpu = tuple(MemoryHolder(p.name, p.pid, p.gpu_memory) for p in by_gpu.processes if p.gpu_memory) \
+            if by_gpu is not None else ()
+        return ram, gpu
 
     # --- files and the Ollama library -------------------------------------------------------
 
@@ -703,6 +778,17 @@ def estimate_memory(gguf: GGUFInfo, file_size: int, context_length: int) -> int:
     return int(file_size + kv_cache + 64 * 2**20)
 
 
+def _layers(gguf: GGUFInfo) -> int | None:
+    layers = gguf.metadata.get(f'{gguf.architecture or ""}.block_count')
+    return layers if isinstance(layers, int) and layers > 0 else None
+
+
+def _vram_free(metrics: SystemMetrics | None) -> int | None:
+    gpus = metrics.gpus if metrics is not None else []
+    free = [g.memory_total - g.memory_used for g in gpus if g.memory_total and g.memory_used is not None]
+    return sum(free) if free else None
+
+
 def _local_info(path: Path, gguf: GGUFInfo) -> ModelInfo:
     return ModelInfo(name=path.stem, source='local', size_bytes=_size(path), quantization=gguf.quantization,
                      parameters=gguf.parameters, context_length=gguf.context_length, path=str(path),
@@ -713,6 +799,15 @@ def _local_info(path: Path, gguf: GGUFInfo) -> ModelInfo:
 def _server_info(server: Server, model: RemoteModel) -> ModelInfo:
     return ModelInfo(name=model.id, source=server_source(server.name), context_length=model.context_length,
                      extra={'server': server.name, 'url': server.url, 'owned_by': model.owned_by})
+
+
+def _split_key(key: str) -> tuple[str, str]:
+    """(source, name) of a model's key "source:name"; a server's source is "server:<name>" itself."""
+    source, _, name = key.partition(':')
+    if source == 'server':
+        server, _, name = name.partition(':')
+        source = server_source(server)
+    return source, name
 
 
 def _known_source(source: object) -> bool:

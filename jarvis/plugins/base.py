@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ..config import Settings
     from ..events import SystemMetrics
     from ..hub import Hub
+    from ..machine import MachineSources
     from ..storage import Database
 
 __all__ = ['PatternTimeout', 'Plugin', 'PluginContext', 'Setting', 'SettingValue', 'declared_settings']
@@ -49,6 +50,9 @@ class PluginContext:
     # given by the app: they run on the app's own loop, where the hub and the sampler live
     fresh_metrics: Callable[[], Awaitable[SystemMetrics]] | None = None
     window_connected: Callable[[], Awaitable[None]] | None = None
+    # read-only views of the monitor (now, processes, history), the alerts, the model catalog and the chat's
+    # latest answers, each call carried over to the app's loop; None where the app gives none (a bare test)
+    machine: MachineSources | None = None
 
     def latest_metrics(self) -> SystemMetrics | None:
         """The last sample the hub saw; it may be old while no window is open."""

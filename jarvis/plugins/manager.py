@@ -30,6 +30,7 @@ from .worker import PluginWorker, WorkerTimeout
 
 if TYPE_CHECKING:
     from ..events import SystemMetrics
+    from ..machine import MachineSources
 
 log = logging.getLogger(__name__)
 T = TypeVar('T')
@@ -111,7 +112,8 @@ class PluginNotFound(PluginError):
 class PluginManager:
     def __init__(self, hub: Hub, db: Database, settings: Settings, store: SettingsStore,
                  builtins: Sequence[type[Plugin]] | None = None, installed: InstalledPlugins | None = None,
-                 metrics: Callable[[], Awaitable[SystemMetrics]] | None = None) -> None:
+                 metrics: Callable[[], Awaitable[SystemMetrics]] | None = None,
+                 machine: MachineSources | None = None) -> None:
         self.hub = hub
         self.db = db
         self.settings = settings
@@ -119,6 +121,7 @@ class PluginManager:
         self._builtins = list(builtins) if builtins is not None else None
         self._installed = installed or installed_plugins
         self._metrics = metrics  # a fresh reading on demand (MetricsSampler.current)
+        self.machine = machine  # what plugins may read of the machine, the alerts and the models
         self.entries: dict[str, PluginEntry] = {}
         self._changing = asyncio.Lock()  # one toggle or settings change at a time
 
@@ -260,7 +263,8 @@ class PluginManager:
         return PluginContext(hub=self.hub, db=self.db, settings=self.settings, language=language,
                              conversation_id=conversation_id, plugin_settings=self._settings_of(entry),
                              fresh_metrics=_on_this_loop(self._metrics) if self._metrics is not None else None,
-                             window_connected=_on_this_loop(self.hub.wait_for_viewers))
+                             window_connected=_on_this_loop(self.hub.wait_for_viewers),
+                             machine=self.machine.carried(_called_at_home) if self.machine is not None else None)
 
     def _fail(self, entry: PluginEntry, reason: str) -> None:
         entry.error = reason
@@ -389,6 +393,18 @@ def _on_this_loop(make: Callable[[], Awaitable[T]]) -> Callable[[], Awaitable[T]
 
 async def _awaited(make: Callable[[], Awaitable[T]]) -> T:
     return await make()
+
+
+def _called_at_home(call: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    """Like ``_on_this_loop`` for a call with arguments: a plugin awaits it on its own loop, it runs on the app's."""
+    home = asyncio.get_running_loop()
+
+    async def run_at_home(*args: Any) -> T:
+        if asyncio.get_running_loop() is home:
+            return await call(*args)
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(_awaited(partial(call, *args)), home))
+
+    return run_at_home
 
 
 def _describe(error: BaseException) -> str:

@@ -175,6 +175,11 @@ MIGRATIONS: list[str] = [
         gpu_memory INTEGER
     );
     ''',
+    # a conversation's own system prompt and model (NULL: the defaults from the settings)
+    '''
+    ALTER TABLE conversations ADD COLUMN system_prompt TEXT;
+    ALTER TABLE conversations ADD COLUMN model TEXT;
+    ''',
 ]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from dataclasses import replace
+from typing import Protocol
 
 from nicegui import background_tasks, ui
 
@@ -26,6 +27,7 @@ from ..assistant.conversations import (
     Thread,
 )
 from ..events import ChatMessage, ConversationsChanged
+from ..models.manager import ModelCatalog
 from ..services import Services
 from . import format as fmt
 from . import notifications
@@ -39,10 +41,15 @@ CHOSEN_KEY = 'jarvis.chat.conversation'  # in the window's own storage: the conv
 INPUT_SELECTOR = 'textarea[data-testid="chat-input"]'
 
 
+class ModelChoices(Protocol):
+    async def catalog(self) -> ModelCatalog: ...
+
+
 class ChatView:
-    def __init__(self, assistant: Assistant, live: LiveWindow) -> None:
+    def __init__(self, assistant: Assistant, live: LiveWindow, models: ModelChoices | None = None) -> None:
         self.assistant = assistant
         self.live = live
+        self.models = models  # the models a conversation can choose (its "Answering" dialog)
         self.conversation: Conversation | None = None
         self.bubbles: dict[str, Bubble] = {}
         self.order: list[str] = []  # the ids of the shown branch, oldest first
@@ -113,6 +120,8 @@ class ChatView:
                 ui.tooltip('Conversation')
                 with ui.menu():
                     mark(ui.menu_item('Rename…', on_click=self._rename), 'rename-conversation')
+                    mark(ui.menu_item('System prompt and model…', on_click=self._edit_answering),
+                         'answering-conversation')
                     with mark(ui.menu_item(on_click=self._toggle_pin), 'pin-conversation'):
                         self.pin_label = ui.label('Pin')
                     mark(ui.menu_item('Export as Markdown', on_click=lambda: self._export('md')), 'export-md')
@@ -443,6 +452,43 @@ class ChatView:
             except (ValueError, ConversationNotFound) as error:
                 notifications.notify(self.root.client, str(error), type='warning')
 
+    async def _edit_answering(self) -> None:
+        """This conversation's own system prompt and model; empty and "the chat's model" are the defaults."""
+        if self.conversation is None:
+            return
+        conversation_id = self.conversation.id
+        try:
+            conversation = await self.assistant.conversation(conversation_id)
+        except ConversationNotFound as error:
+            notifications.notify(self.root.client, str(error), type='warning')
+            return
+        choices = {'': "The chat's model (the one loaded, or on standby)"}
+        if self.models is not None:
+            catalog = await self.models.catalog()
+            choices |= {m.key: f'{m.name} ({m.source})' for m in catalog.models if m.state != 'error'}
+        if conversation.model and conversation.model not in choices:
+            choices[conversation.model] = f'{conversation.model} (not listed now)'
+        with self.root, ui.dialog() as dialog, ui.card().classes('w-[32rem] max-w-[92vw]'):
+            ui.label('System prompt and model').classes('text-lg')
+            ui.label('For this conversation only; empty uses the default from the Models settings.') \
+                .classes('text-xs opacity-70')
+            prompt = mark(ui.textarea('System prompt', value=conversation.system_prompt or '')
+                          .props('outlined autogrow maxlength=4000').classes('w-full'), 'answering-prompt')
+            model = mark(ui.select(choices, value=conversation.model or '', label='Model')
+                         .props('outlined dense').classes('w-full'), 'answering-model')
+            with ui.row().classes('w-full justify-end'):
+                ui.button('Cancel', on_click=lambda: dialog.submit(None)).props('flat')
+                mark(ui.button('Save', on_click=lambda: dialog.submit((prompt.value or '', model.value or ''))),
+                     'answering-save')
+        chosen = await dialog
+        if chosen is not None:
+            try:
+                await self.assistant.update(conversation_id, system_prompt=chosen[0], model=chosen[1])
+            except (ValueError, ConversationNotFound) as error:
+                notifications.notify(self.root.client, str(error), type='warning')
+                return
+            notifications.notify(self.root.client, 'Saved: the next answer uses them.', type='positive')
+
     async def _confirm_delete(self) -> None:
         if self.conversation is None:
             return
@@ -470,7 +516,7 @@ class ChatView:
 
 
 def chat_page(services: Services) -> None:
-    ChatView(services.assistant, use_hub(services.hub))
+    ChatView(services.assistant, use_hub(services.hub), services.models)
     services.models.preload()  # with "preload" on, the model loads now rather than with the first message
 
 

@@ -106,12 +106,8 @@ def keep_alive(seconds: int) -> str:
 
 
 def memory_need(need: MemoryNeed | None) -> str:
-    """A model's memory verdict in one line; nothing when its size is unknown."""
-    if need is None:
-        return ''
-    vram = f', {bytes_(need.vram_free_bytes)} VRAM' if need.vram_free_bytes is not None else ''
-    verdict = 'fits' if need.fits else 'does not fit'
-    return f'Needs about {bytes_(need.needed_bytes)}; free: {bytes_(need.ram_free_bytes)} RAM{vram} ({verdict})'
+    """A model's memory verdict in one line (the manager's sentence); nothing when its size is unknown."""
+    return '' if need is None else need.describe()
 
 
 def free_memory(ram_free: int | None, vram_free: int | None) -> str:

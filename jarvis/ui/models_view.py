@@ -209,7 +209,12 @@ class ModelsView:
                                             'setting-temperature')
                     self.temperature.on_value_change(
                         lambda e: self.temperature_label.set_text(f'Temperature {e.value:.2f}'))
-                mark(ui.button('Save', icon='save', on_click=self.save_settings).props('unelevated'), 'settings-save')
+            # the default for conversations; a conversation can have its own (its menu, "Answering")
+            self.system_prompt = mark(ui.textarea('System prompt (empty: J.A.R.V.I.S.\'s own)',
+                                                  value=options.system_prompt)
+                                      .props('dense outlined autogrow maxlength=4000').classes('w-full'),
+                                      'setting-system-prompt')
+            mark(ui.button('Save', icon='save', on_click=self.save_settings).props('unelevated'), 'settings-save')
 
     # --- listing ----------------------------------------------------------------------------
 
@@ -341,7 +346,7 @@ class ModelsView:
                 context_length=int(self.context.value or 0), gpu_layers=int(self.gpu_layers.value or 0),
                 max_tokens=int(self.max_tokens.value or 0), temperature=float(self.temperature.value),
                 threads=int(self.threads.value or 0), keep_alive_s=int(self.keep_alive.value),
-                preload=bool(self.preload.value))
+                preload=bool(self.preload.value), system_prompt=str(self.system_prompt.value or ''))
         except (ValueError, TypeError) as error:
             notifications.notify(self.root.client, str(error), type='warning')
             return

@@ -1,4 +1,6 @@
-"""System status from a fresh metrics sample: CPU load, memory, disk space and GPU readings."""
+"""The machine's own state in answers: CPU load, memory, disk space and GPU readings from a fresh sample, and
+(through ``jarvis.machine``) what uses the CPU, memory or GPU now or used it at a time in the past, why the
+machine feels slow, which alerts fired, and whether a model of a given size fits."""
 from __future__ import annotations
 
 import logging
@@ -6,7 +8,8 @@ import re
 import time
 
 from ...events import GpuReading, SystemMetrics
-from ...units import binary_size
+from ...machine import MachineQueries, answer
+from ...machine.answers import number, size
 from ..base import Plugin, PluginContext
 from ..language import language_by_vocabulary
 
@@ -17,10 +20,14 @@ _DISK = re.compile(r'\b(?:disk|drive|hard drive|festplatte|platte|ssd|laufwerk|s
 _GPU = re.compile(r'\b(?:gpus?|grafikkarte|graphics card|vram)\b', re.IGNORECASE)
 _MEMORY_ITSELF = re.compile(r'\b(?:ram|arbeitsspeicher|memory)\b', re.IGNORECASE)
 _OVERVIEW = re.compile(r'\bsystem ?status\b|\bsystemauslastung\b|\bsystem (?:load|usage)\b', re.IGNORECASE)
-_GERMAN = re.compile(r'\b(?:wie|ist|die|der|meine?|auslastung|ausgelastet|belegt|frei|speicher|arbeitsspeicher|'
-                     r'festplatte|platz|temperatur|grafikkarte|prozessor|laufwerk|speicherplatz)\b', re.IGNORECASE)
-_ENGLISH = re.compile(r'\b(?:how|what|is|my|the|load|usage|busy|free|memory|disk|space|temperature|used)\b',
-                      re.IGNORECASE)
+_GERMAN = re.compile(r'\b(?:wie|ist|die|der|den|meine?n?|auslastung|ausgelastet|belegt|frei|speicher|arbeitsspeicher|'
+                     r'festplatte|platz|temperatur|grafikkarte|prozessor|laufwerk|speicherplatz|wer|welche[rsn]?|'
+                     r'nutzt|verbraucht|heute|gestern|vor|um|warum|wieso|langsam|kann|ich|modell|alarme?|woche|'
+                     r'diese[rn]?|am|höchsten|heiß|war|wurde|gab|es|rechner|antwort(?:en)?|minuten?|stunden?)\b',
+                     re.IGNORECASE)
+_ENGLISH = re.compile(r'\b(?:how|what|is|my|the|load|usage|busy|free|memory|disk|space|temperature|used|which|who|'
+                      r'using|uses|today|yesterday|ago|at|why|slow|can|i|run|model|alerts?|week|this|highest|hot|'
+                      r'did|get|fired|morning|machine|computer|answers?|minutes?|hours?)\b', re.IGNORECASE)
 
 _LOAD_WORDS = r'(?:load|usage|busy|used|utili[sz]ation|auslastung|ausgelastet|belastet|last|beschäftigt|status)'
 _FREE_WORDS = r'(?:free|used|usage|available|left|full|frei|belegt|verfügbar|übrig|voll|auslastung|ausgelastet|' \
@@ -32,25 +39,67 @@ STALE_AFTER_S = 60.0  # should a fresh reading fail, the answer says how old the
 MAX_QUESTION_CHARS = 300  # a long message that mentions the CPU in passing is for the model
 
 
+# what brings a question to the machine's answers besides the status patterns; each repeat is bounded
+_RESOURCE = (r'(?:cpu|prozessor|processor|memory|ram|arbeitsspeicher|speicher|gpu|grafikkarte|vram|grafikspeicher|'
+             r'disk|festplatte|laufwerk|ssd)')
+_USING = (r'(?:using|uses|use|eating|hogging|consuming|holding|holds|taking|occupying|belegt|verbraucht|nutzt|'
+          r'nutzen|benutzt|genutzt|belastet|frisst|beansprucht|braucht|auslastet)')
+_PAST = (r'(?:ago|vor|at|um|today|heute|yesterday|gestern|morning|morgen|früh|vormittag|afternoon|nachmittag|'
+         r'evening|abend|night|nacht|week|woche|last|letzten|past|vergangenen)')
+
+
+# the status questions of old: CPU load, free memory, GPU readings, disk space, the system status
+_STATUS_PATTERNS = [
+    rf'^(?=.*\b(?:cpu|prozessor|processor)\b)(?=.*\b{_LOAD_WORDS}\b)',
+    rf'^(?=.*\b(?:memory|ram|arbeitsspeicher|speicher)\b)(?=.*\b{_FREE_WORDS}\b)',
+    r'^(?=.*\b(?:gpus?|grafikkarte|graphics card|vram)\b)'
+    r'(?=.*(?:temperat|load|usage|busy|auslastung|ausgelastet|speicher|memory|status|heiß|hot|warm|power|'
+    r'strom|watt|\bfan\b|lüfter|how|wie))',
+    r'^(?=.*\b(?:disk|drive|festplatte|platte|ssd|laufwerk|speicherplatz)\b)'
+    r'(?=.*\b(?:space|free|used|full|platz|frei|belegt|voll|how much|wie ?viel|usage|auslastung)\b)',
+    r'\bdisk space\b|\bspeicherplatz\b',
+    r'\bsystem ?status\b|\bsystemauslastung\b|\bsystem (?:load|usage)\b',
+]
+_STATUS = [re.compile(pattern, re.IGNORECASE) for pattern in _STATUS_PATTERNS]
+
+
 class SystemStatusPlugin(Plugin):
     name = 'System status'
-    description = 'Answers questions about CPU load, memory, disk space and the GPU from the live system monitor.'
-    version = '1.0.0'
+    description = ('Answers from the live system monitor and its history: CPU load, memory, disk space and the '
+                   'GPU, what uses them now or used them then, why the machine is slow, which alerts fired, '
+                   'and whether a model of a given size fits.')
+    version = '1.1.0'
     max_match_chars = MAX_QUESTION_CHARS
     patterns = [
-        rf'^(?=.*\b(?:cpu|prozessor|processor)\b)(?=.*\b{_LOAD_WORDS}\b)',
-        rf'^(?=.*\b(?:memory|ram|arbeitsspeicher|speicher)\b)(?=.*\b{_FREE_WORDS}\b)',
-        r'^(?=.*\b(?:gpus?|grafikkarte|graphics card|vram)\b)'
-        r'(?=.*(?:temperat|load|usage|busy|auslastung|ausgelastet|speicher|memory|status|heiß|hot|warm|power|'
-        r'strom|watt|\bfan\b|lüfter|how|wie))',
-        r'^(?=.*\b(?:disk|drive|festplatte|platte|ssd|laufwerk|speicherplatz)\b)'
-        r'(?=.*\b(?:space|free|used|full|platz|frei|belegt|voll|how much|wie ?viel|usage|auslastung)\b)',
-        r'\bdisk space\b|\bspeicherplatz\b',
-        r'\bsystem ?status\b|\bsystemauslastung\b|\bsystem (?:load|usage)\b',
+        *_STATUS_PATTERNS,
+        # what uses a resource, now or then: "what is using my CPU", "was belegt den Arbeitsspeicher"
+        rf'^(?=.*\b(?:what|which|who|was|wer|welche[rsn]?)\b)(?=.*\b{_USING}\b)(?=.*\b{_RESOURCE}\b)',
+        rf'^(?=.*\b(?:what|which|welche[rsn]?)\b)(?=.*\b(?:process(?:es)?|prozesse?|programs?|programme?)\b)'
+        rf'(?=.*\b(?:{_RESOURCE}|busy|beschäftigt|laufen|running)\b)',
+        # the past: "how busy was the CPU this morning", "when was memory highest this week"
+        rf'^(?=.*\b{_RESOURCE}\b)(?=.*\b(?:when|wann|how|wie)\b)(?=.*\b{_PAST}\b)',
+        r'^(?=.*\b(?:alerts?|alarms?|alarme?|warnungen)\b)(?=.*\b(?:which|what|any|fired|triggered|welche|gab|'
+        r'ausgelöst|today|heute|yesterday|gestern|week|woche|how many|wie ?viele)\b)',
+        # "why is my computer so slow?", "warum ist die Antwort so langsam?"
+        r'^(?=.*\b(?:why|warum|wieso|weshalb)\b)(?=.*\b(?:slow|slowly|sluggish|laggy|langsam|träge|lahm|zäh|'
+        r'ruckelt|hängt)\b)'
+        r'(?=.*\b(?:computer|pc|laptop|notebook|desktop|machine|system|rechner|it|everything|alles|answers?|'
+        r'antwort(?:en)?|responses?|repl(?:y|ies)|model|modell|chat|jarvis|tokens?)\b)',
+        # "can I run a 7B model?", "passt ein 13B-Modell?"
+        r'(?<![\w.,])\d{1,4}(?:[.,]\d{1,2})?\s{0,2}(?:b|bn|billion|milliarden|mrd)(?!\w)'
+        r'(?=.{0,60}\b(?:models?|modell(?:e|s)?|llms?|parameters?|parameter)\b)',
+        r'\b(?:run|fit|load|laufen|läuft|passt|laden)\b.{0,60}(?<![\w.,])\d{1,4}(?:[.,]\d{1,2})?\s{0,2}'
+        r'(?:b|bn|billion|milliarden|mrd)(?!\w)',
     ]
 
     async def handle(self, message: str, context: PluginContext) -> str | None:
         language = _language(message, context)
+        if context.machine is not None:
+            found = await answer(message, MachineQueries(context.machine), language)
+            if found is not None:
+                return found.text
+        if not any(pattern.search(message) for pattern in _STATUS):
+            return None  # "tell me about the 7B model Mistral": not a question about this machine after all
         metrics = await _reading(context)
         if metrics is None:
             if language == 'de':
@@ -87,17 +136,6 @@ def _topics(message: str) -> list[str]:
     if not found or _OVERVIEW.search(message):
         return ['cpu', 'memory', 'disk', 'gpu']
     return found
-
-
-def number(value: float, language: str, digits: int = 1) -> str:
-    text = f'{value:.{digits}f}'
-    return text.replace('.', ',') if language == 'de' else text
-
-
-def size(value: int, language: str) -> str:
-    """Bytes in the unit a person reads (binary units, as the System view shows them)."""
-    amount, unit = binary_size(value)
-    return f'{number(amount, language, 0 if unit == "B" else 1)} {unit}'
 
 
 def _na(language: str) -> str:
