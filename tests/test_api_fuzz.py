@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis.checks import not_a_server_error
 
-from .helpers.server import AppServer
+from .helpers.server import OFFLINE, AppServer
 
 pytestmark = pytest.mark.fuzz
 
@@ -22,9 +22,16 @@ pytestmark = pytest.mark.fuzz
 EXAMPLES_PER_OPERATION = 40
 
 
+# The fuzzer posts any address as an OpenAI-compatible server (POST /api/models/servers), which the app asks
+# for its models at once: every address but a loopback one goes through this proxy, a closed local port,
+# so the app never connects anywhere else (nor looks a host name up).
+NO_WAY_OUT = {name: OFFLINE for name in ('HTTP_PROXY', 'HTTPS_PROXY', 'ALL_PROXY', 'http_proxy', 'https_proxy',
+                                         'all_proxy')} | {'NO_PROXY': '', 'no_proxy': ''}
+
+
 @pytest.fixture(scope='module')
 def fuzzed_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
-    with AppServer(Path(tmp_path_factory.mktemp('fuzzed'))) as server:
+    with AppServer(Path(tmp_path_factory.mktemp('fuzzed')), env=NO_WAY_OUT) as server:
         yield server
 
 

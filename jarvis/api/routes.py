@@ -23,12 +23,14 @@ from ..assistant.assistant import ChatInputError
 from ..assistant.conversations import ConversationNotFound
 from ..metrics import HistoryRangeError
 from ..models.base import ModelError
+from ..models.servers import KeyStoreError, ServerConfigError, ServerNotFound, TooManyServers
 from ..plugins.manager import PluginError, PluginNotFound
 from ..services import Services, StartupError
 from .errors import error, error_at, install_error_handlers
 from .schemas import (
     RULE_ID_MAX,
     RULE_ID_PATTERN,
+    AddServerRequest,
     AlertRuleRequest,
     ChatRequest,
     ConversationChange,
@@ -39,6 +41,7 @@ from .schemas import (
     PluginSettingsRequest,
     ProcessSort,
     SearchQuery,
+    ServerNameInPath,
     TogglePluginRequest,
     UnixTime,
 )
@@ -253,6 +256,38 @@ def _add_routes(app: APIRouter, services: Services) -> None:
     async def unload_model() -> dict:
         await models.unload()
         return {'loaded': None}
+
+    @app.get('/api/models/servers', tags=['models'])
+    async def list_servers() -> list[dict]:
+        """The OpenAI-compatible servers added: name, url, whether an API key is set (never the key), whether it
+        answers (else ``error``, one sentence) and the models it offers (their source is ``server:<name>``)."""
+        return [status.to_dict() for status in await models.servers()]
+
+    @app.post('/api/models/servers', tags=['models'])
+    async def add_server(request: AddServerRequest) -> Any:
+        """Add an OpenAI-compatible server (vLLM, llama.cpp's server, LM Studio, Ollama's /v1, a hosted API), or
+        replace the one of that name; it is asked for its models at once, and is added also when it does not
+        answer (``error`` says why)."""
+        try:
+            status = await models.add_server(request.url, request.api_key, request.name)
+        except TooManyServers as problem:
+            return error(409, str(problem))
+        except ServerConfigError as problem:
+            return error(422, str(problem))
+        except KeyStoreError as problem:
+            return error(503, str(problem))
+        return status.to_dict()
+
+    @app.delete('/api/models/servers/{name}', tags=['models'])
+    async def remove_server(name: ServerNameInPath) -> Any:
+        """Remove a server and its API key; a model of it that is loaded is unloaded first."""
+        try:
+            await models.remove_server(name)
+        except ServerNotFound as problem:
+            return error(404, str(problem))
+        except KeyStoreError as problem:
+            return error(503, str(problem))
+        return {'removed': name}
 
     # --- plugins ----------------------------------------------------------------------------
 

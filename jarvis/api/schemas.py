@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from fastapi import Path, Query
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, StrictBool, StrictStr, model_validator
 
+from ..models.servers import MAX_KEY_CHARS, MAX_URL_CHARS, NAME_PATTERN
 from ..text import has_lone_surrogate
 
 
@@ -68,10 +69,31 @@ class ConversationChange(BaseModel):
         return self
 
 
+# a server's name: also the path part of DELETE /api/models/servers/{name}
+ServerName = Annotated[str, Field(pattern=NAME_PATTERN, description='1 to 40 letters, digits, ".", "_" or "-".',
+                                  examples=['gpu-box'])]
+ServerNameInPath = Annotated[str, Path(pattern=NAME_PATTERN, description='The name of a server added before.',
+                                       examples=['gpu-box'])]
+ModelSource = Annotated[str, Field(pattern=r'^(local|ollama|server:' + NAME_PATTERN.strip('^$') + ')$',
+                                   examples=['local', 'ollama', 'server:gpu-box'])]
+
+
 class LoadModelRequest(BaseModel):
     model: ModelName = Field(examples=['gemma-3-270m-q4_k_m'])
-    source: Literal['local', 'ollama'] | None = Field(
-        None, description='Where the model is; default: "ollama" for a name with a tag ("llama3:8b"), else "local".')
+    source: ModelSource | None = Field(
+        None, description='Where the model is: "local", "ollama", or "server:<name>" for a model of an '
+                          'OpenAI-compatible server added before; default: "ollama" for a name with a tag '
+                          '("llama3:8b"), else "local".')
+
+
+class AddServerRequest(BaseModel):
+    url: Annotated[str, Field(min_length=1, max_length=MAX_URL_CHARS), BeforeValidator(_valid_unicode)] = Field(
+        description='The OpenAI-compatible API\'s base address (http or https; no path means /v1).',
+        examples=['http://127.0.0.1:9/v1'])
+    api_key: Annotated[str, Field(max_length=MAX_KEY_CHARS), BeforeValidator(_valid_unicode)] | None = Field(
+        None, description='Sent as "Authorization: Bearer"; kept in a file only the user can read and never '
+                          'shown again.')
+    name: ServerName | None = Field(None, description='Default: the host name. A server of that name is replaced.')
 
 
 class TogglePluginRequest(BaseModel):

@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ASSISTANT_ID = 'jarvis'
-SOURCES = ('local', 'ollama')
 # a prompt leaves at least this many tokens of the context window for the answer
 MIN_ANSWER_TOKENS = 16
 # what a model's prompt format adds to each message (role labels, turn markers), as the chat reckons it
@@ -88,7 +87,7 @@ class ModelEntry:
     """A model as /v1/models lists it."""
 
     id: str
-    owned_by: str  # 'jarvis', or the model's source: 'local' or 'ollama'
+    owned_by: str  # 'jarvis', or the model's source: 'local', 'ollama' or 'server:<name>'
     created: int  # Unix time: the file's for a local model, the start's for jarvis, 0 when unknown
     name: str = ''
     source: str = ''
@@ -169,14 +168,14 @@ class Completions:
         return entries
 
     async def find_model(self, model_id: str) -> ModelEntry:
-        """The model with this id (also ``local:NAME`` or ``ollama:NAME``); UnknownModel when none has it."""
+        """The model with this id (also ``local:NAME``, ``ollama:NAME`` or ``server:SERVER:NAME``); UnknownModel
+        when none has it."""
         entries = await self.list_models()
         for entry in entries:
             if entry.id == model_id:
                 return entry
-        source, _, name = model_id.partition(':')
-        for entry in entries:
-            if source in SOURCES and entry.source == source and entry.name == name:
+        for entry in entries:  # source:name, also where the name alone is unique ("server:gpu:llama3")
+            if entry.source and f'{entry.source}:{entry.name}' == model_id:
                 return entry
         known = ', '.join(e.id for e in entries[:10]) + (', ...' if len(entries) > 10 else '')
         raise UnknownModel(f'There is no model "{model_id[:100]}": use one of {known} (GET /v1/models lists them).')
@@ -295,7 +294,8 @@ class Completions:
                                                    else '') + ': send fewer or shorter messages.', 'messages')
             options = GenerationOptions(
                 max_tokens=request.max_tokens or min(defaults.max_tokens, room),
-                temperature=defaults.temperature if request.temperature is None else request.temperature)
+                temperature=defaults.temperature if request.temperature is None else request.temperature,
+                stop=request.stop)  # a remote server stops there itself; StopCut below cuts for every model
             yield Started()
             cancel = threading.Event()
             progress = _Pieces()

@@ -21,6 +21,7 @@ class ChatTurn:
 class GenerationOptions:
     max_tokens: int = 512
     temperature: float = 0.7
+    stop: tuple[str, ...] = ()  # sequences that end the answer (a remote server stops at them itself)
 
 
 class ModelError(Exception):
@@ -39,7 +40,7 @@ class ChatModel(Protocol):
     """
 
     name: str
-    source: str  # 'local' or 'ollama'
+    source: str  # 'local', 'ollama' or 'server:<name>' (an OpenAI-compatible server)
     context_length: int
     details: dict[str, Any]
 
@@ -60,7 +61,7 @@ class ModelInfo:
     """A model the app can use, as the manager lists it (a snapshot: the manager makes a new one on change)."""
 
     name: str
-    source: Literal['local', 'ollama']
+    source: str  # 'local', 'ollama' or 'server:<name>' (a model on an OpenAI-compatible server)
     size_bytes: int | None = None
     quantization: str | None = None
     parameters: str | None = None

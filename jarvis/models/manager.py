@@ -1,4 +1,5 @@
-"""Every model the app can use (local GGUF files and an Ollama server), and the one active for chat.
+"""Every model the app can use (local GGUF files, an Ollama server, OpenAI-compatible servers), and the one
+active for chat.
 
 At most one model is loaded; loading another replaces it only once the new one is ready, so a
 failed load leaves the previous model active. Loading runs off the event loop. Nothing is loaded at
@@ -34,6 +35,8 @@ from .keep_alive import FOREVER, Clock, KeepAlive
 from .local import LlamaCppModel
 from .names import validate_name
 from .ollama import OllamaClient, OllamaError, OllamaUnavailable
+from .remote import RemoteChatModel, RemoteModel, ServerError, list_server_models, server_of, server_source
+from .servers import KEYS_FILE, Server, ServerRegistry, ServerStatus
 
 log = logging.getLogger(__name__)
 
@@ -114,12 +117,14 @@ class ModelCatalog:
     models_dir: str
     ram_free_bytes: int | None
     vram_free_bytes: int | None  # None: no GPU could be read
+    servers: tuple[ServerStatus, ...] = ()  # the OpenAI-compatible servers added, whether each answers
 
     def to_dict(self) -> dict[str, Any]:
         return {'models': [m.to_dict() for m in self.models],
                 'active': self.active.to_dict() if self.active else None,
                 'ollama': self.ollama_status or 'ok', 'ollama_url': self.ollama_url,
-                'ram_free_bytes': self.ram_free_bytes, 'vram_free_bytes': self.vram_free_bytes}
+                'ram_free_bytes': self.ram_free_bytes, 'vram_free_bytes': self.vram_free_bytes,
+                'servers': [server.to_dict() for server in self.servers]}
 
 
 class ModelManager:
@@ -132,6 +137,7 @@ class ModelManager:
         self.models_dir = settings.models_dir
         self.options = ModelOptions()
         self._ollama = OllamaClient(settings.ollama_host)
+        self._servers = ServerRegistry(store, settings.data_dir / KEYS_FILE)  # OpenAI-compatible servers
         self._active: ChatModel | None = None
         self._active_info: ModelInfo | None = None
         self._states: dict[str, tuple[str, str]] = {}  # key -> (state, error) set by loads and failures
@@ -193,7 +199,7 @@ class ModelManager:
         """
         async with self._load_lock:
             if prefer is not None and (self._active_info is None or self._active_info.key != prefer):
-                source, _, name = prefer.partition(':')
+                source, name = _split_key(prefer)
                 try:
                     await self._load_locked(validate_name(name, source), source)
                 except (ModelError, ValueError) as error:
@@ -257,10 +263,11 @@ class ModelManager:
             if isinstance(saved, dict) and isinstance(saved.get('name'), str):
                 source = saved.get('source') or 'local'
                 try:
-                    name = validate_name(saved['name'], source) if source in ('local', 'ollama') else ''
+                    name = validate_name(saved['name'], source) if _known_source(source) else ''
                 except ModelError:
                     name = ''
-                if name and (source == 'ollama' or self.local_path(name).is_file()):
+                if name and (source == 'ollama' or (source == 'local' and self.local_path(name).is_file())
+                             or await self._server_known(source)):
                     standby = (name, source)
             if standby == (DEFAULT_MODEL, 'local') and not default_model_path(self.models_dir).is_file():
                 key = f'local:{DEFAULT_MODEL}'
@@ -289,6 +296,7 @@ class ModelManager:
 
     async def catalog(self) -> ModelCatalog:
         """Every model with its state and memory verdict, the active one and Ollama's status."""
+        servers = asyncio.ensure_future(self._server_statuses())  # meanwhile: they answer in parallel
         vram_free = await self._vram_free_now()
         local, ram_free = await asyncio.to_thread(self._scan_local, vram_free)
         remote: list[ModelInfo] = []
@@ -304,13 +312,37 @@ class ModelManager:
             status = str(error)
         except OllamaError as error:
             status = f'Ollama answered with an error: {error}'
-        models = await self._name_holders([self._with_state(info) for info in local + remote])
+        statuses, on_servers = await servers
+        models = await self._name_holders([self._with_state(info) for info in local + remote + on_servers])
         if self._default_problem and not any(m.key == f'local:{DEFAULT_MODEL}' for m in models):
             # the default model that could not be installed shows with what to do (and a Load to try again)
             models.insert(0, ModelInfo(name=DEFAULT_MODEL, source='local', state='error', error=self._default_problem))
         return ModelCatalog(models=models, active=self._active_info, ollama_status=status,
                             ollama_url=self._ollama.url, models_dir=str(self.models_dir),
-                            ram_free_bytes=ram_free, vram_free_bytes=vram_free)
+                            ram_free_bytes=ram_free, vram_free_bytes=vram_free, servers=tuple(statuses))
+
+    async def _server_statuses(self) -> tuple[list[ServerStatus], list[ModelInfo]]:
+        """Every server added, whether it answers, and the models it offers (the servers asked in parallel)."""
+        results = await asyncio.gather(*(self._server_status(s) for s in await self._servers.servers()))
+        return [status for status, _ in results], [info for _, infos in results for info in infos]
+
+    async def _server_status(self, server: Server) -> tuple[ServerStatus, list[ModelInfo]]:
+        source = server_source(server.name)
+        try:
+            offered = await list_server_models(server.name, server.url, await self._servers.api_key(server.name))
+        except ServerError as error:
+            # the model in use stays listed, with why its server cannot be used now
+            chosen = self._active_info if self._active_info is not None else \
+                ModelInfo(name=self._standby[0], source=self._standby[1]) if self._standby is not None else None
+            shown = [replace(chosen, state='error', error=str(error))] \
+                if chosen is not None and chosen.source == source else []
+            return ServerStatus(server.name, server.url, server.has_key, error=str(error)), shown
+        return (ServerStatus(server.name, server.url, server.has_key, models=tuple(m.id for m in offered)),
+                [_server_info(server, m) for m in offered])
+
+    async def _server_known(self, source: str) -> bool:
+        name = server_of(source)
+        return name is not None and any(s.name == name for s in await self._servers.servers())
 
     def _with_state(self, info: ModelInfo) -> ModelInfo:
         if self._active_info is not None and info.key == self._active_info.key:
@@ -363,10 +395,12 @@ class ModelManager:
 
     async def load(self, name: str, source: str | None = None) -> ModelInfo:
         """Make a model the active one; without ``source`` it is guessed. On failure the previous model stays."""
-        name = validate_name(name.strip() if isinstance(name, str) else name)
+        # a server's model is never a file: its name may look like a path ("/models/x.gguf" on llama-server)
+        name = validate_name(name.strip() if isinstance(name, str) else name,
+                             source if isinstance(source, str) and server_of(source) else None)
         source = source if source is not None else await self.guess_source(name)
-        if source not in ('local', 'ollama'):
-            raise ModelError(f'Unknown model source "{str(source)[:20]}" (local or ollama).')
+        if not _known_source(source):
+            raise ModelError(f'Unknown model source "{str(source)[:50]}" (local, ollama or server:<name>).')
         name = validate_name(name, source)
         async with self._load_lock:
             return await self._load_locked(name, source)
@@ -378,7 +412,8 @@ class ModelManager:
         if self._active is None:  # every window shows that the chat's model is loading
             self._announce()
         try:
-            model, info = await (self._load_local(name) if source == 'local' else self._load_ollama(name))
+            model, info = await (self._load_local(name) if source == 'local' else
+                                 self._load_ollama(name) if source == 'ollama' else self._load_server(name, source))
         except Exception as error:
             message = str(error) if isinstance(error, (ModelError, GGUFError)) else \
                 f'{name} could not be loaded: {type(error).__name__}: {error}'
@@ -463,6 +498,21 @@ class ModelManager:
                     ModelInfo(name=name, source='ollama'))
         return model, replace(info, context_length=model.details.get('trained_context_length') or info.context_length)
 
+    async def _load_server(self, name: str, source: str) -> tuple[ChatModel, ModelInfo]:
+        """Nothing to load into memory: check that the server answers and still offers the model."""
+        server = await self._servers.get(server_of(source) or '')
+        api_key = await self._servers.api_key(server.name)
+        offered = await list_server_models(server.name, server.url, api_key)
+        found = next((m for m in offered if m.id == name), None)
+        if found is None:
+            listed = ', '.join(m.id for m in offered[:5]) + (', ...' if len(offered) > 5 else '')
+            raise ServerError(f'The server {server.name} does not offer {name} (any more)'
+                              + (f'; it offers {listed}.' if listed else '; it lists no model.'))
+        # the context the server runs the model with, where it says; else the one set in Models
+        model = RemoteChatModel(name, server.name, server.url, api_key,
+                                context_length=found.context_length or self.options.context_length)
+        return model, _server_info(server, found)
+
     async def _release(self, model: ChatModel, info: ModelInfo | None, *, free_ollama: bool = True) -> None:
         for listener in self._release_listeners:
             try:
@@ -529,6 +579,45 @@ class ModelManager:
     def _set_state(self, key: str, name: str, source: str, state: str, error: str = '') -> None:
         self._states[key] = (state, error)
         self.hub.publish(ModelStatus(model=name, source=source, state=state, error=error))
+
+    # --- OpenAI-compatible servers ----------------------------------------------------------
+
+    async def servers(self) -> list[ServerStatus]:
+        """The servers added, each with whether it answers (or why not) and its models."""
+        statuses, _ = await self._server_statuses()
+        return statuses
+
+    async def add_server(self, url: object, api_key: object = None, name: object = None) -> ServerStatus:
+        """Add an OpenAI-compatible server (or replace the one of that name) and say whether it answers; its
+        models then list with the others, with ``server:<name>`` as their source. Raises ServerConfigError
+        for an address, name or key that cannot be used; a server that does not answer is added all the
+        same (the status says why), so that one that is down for now need not be added again."""
+        server, replaced = await self._servers.add(url, api_key, name)
+        source = server_source(server.name)
+        if replaced:  # the model loaded from it used the old address and key: the next message loads it again
+            async with self._load_lock:
+                if self._active_info is not None and self._active_info.source == source:
+                    await self._unload_locked(standby=True)
+            self._forget_states(source)
+        status, _ = await self._server_status(server)
+        return status
+
+    async def remove_server(self, name: str) -> None:
+        """Remove a server and its key; a model of it that is loaded is unloaded first. Raises ServerNotFound."""
+        await self._servers.get(name)
+        source = server_source(name)
+        async with self._load_lock:
+            if self._active_info is not None and self._active_info.source == source:
+                await self._unload_locked(standby=False)
+            elif self._standby is not None and self._standby[1] == source and self._loading is None:
+                await self.store.set(ACTIVE_KEY, None)
+                self._set_standby(None)
+            self._forget_states(source)
+            await self._servers.remove(name)
+
+    def _forget_states(self, source: str) -> None:
+        for key in [key for key in self._states if key.startswith(f'{source}:')]:
+            del self._states[key]
 
     # --- settings ---------------------------------------------------------------------------
 
@@ -705,6 +794,24 @@ def _local_info(path: Path, gguf: GGUFInfo) -> ModelInfo:
                      parameters=gguf.parameters, context_length=gguf.context_length, path=str(path),
                      family=gguf.architecture,
                      extra={'title': gguf.name, 'chat_template': gguf.has_chat_template})
+
+
+def _server_info(server: Server, model: RemoteModel) -> ModelInfo:
+    return ModelInfo(name=model.id, source=server_source(server.name), context_length=model.context_length,
+                     extra={'server': server.name, 'url': server.url, 'owned_by': model.owned_by})
+
+
+def _split_key(key: str) -> tuple[str, str]:
+    """(source, name) of a model's key "source:name"; a server's source is "server:<name>" itself."""
+    source, _, name = key.partition(':')
+    if source == 'server':
+        server, _, name = name.partition(':')
+        source = server_source(server)
+    return source, name
+
+
+def _known_source(source: object) -> bool:
+    return source in ('local', 'ollama') or (isinstance(source, str) and server_of(source) is not None)
 
 
 def _copy_into_place(source: Path, partial: Path, target: Path) -> None:

@@ -1,4 +1,5 @@
-"""The Models view: every local GGUF and Ollama model, load/unload, import, pull with progress, settings.
+"""The Models view: every local GGUF, Ollama model and model of an OpenAI-compatible server, load/unload,
+import, pull with progress, the servers added (add, remove, whether each answers), settings.
 
 Built from the model manager alone. The table is a refreshable drawn from one ``ModelCatalog``; it
 is redrawn only when the list of models changes; a model's state (loading, loaded, error) and pull
@@ -17,6 +18,8 @@ from ..models.base import ModelError, ModelInfo
 from ..models.gguf import GGUFError
 from ..models.keep_alive import FOREVER
 from ..models.manager import ModelCatalog, ModelManager
+from ..models.remote import server_of
+from ..models.servers import ServerStatus
 from ..services import Services
 from . import format as fmt
 from . import notifications
@@ -50,8 +53,12 @@ class ModelRow:
                 self.memory = mark(ui.label(fmt.memory_need(info.memory)).classes('text-xs opacity-60'),
                                    'model-memory')
                 self.error = mark(ui.label('').classes('text-xs text-negative'), 'model-error')
-            ui.badge('local' if info.source == 'local' else 'Ollama',
-                     color='indigo' if info.source == 'local' else 'teal').props('outline').classes('self-center w-fit')
+            server = server_of(info.source)
+            badge = ui.badge(server or ('local' if info.source == 'local' else 'Ollama'),
+                             color='deep-purple' if server else 'indigo' if info.source == 'local' else 'teal') \
+                .props('outline').classes('self-center w-fit')
+            if server:
+                badge.tooltip(f'On the server {server}')
             for value in (fmt.bytes_(info.size_bytes) if info.size_bytes else '–', info.quantization or '–',
                           info.parameters or '–', f'{info.context_length:,}' if info.context_length else '–'):
                 ui.label(value).classes('text-sm self-center')
@@ -65,8 +72,9 @@ class ModelRow:
                                         .props('unelevated dense'), 'model-load')
                 self.unload_button = mark(ui.button('Unload', icon='eject', on_click=self.view.unload)
                                           .props('outline dense'), 'model-unload')
-                mark(ui.button(icon='delete', on_click=self.delete).props('flat round dense')
-                     .tooltip('Delete'), 'model-delete')
+                if not server:  # a server's models are the server's to delete
+                    mark(ui.button(icon='delete', on_click=self.delete).props('flat round dense')
+                         .tooltip('Delete'), 'model-delete')
         self.show_state(info.state, info.error)
 
     def show_state(self, state: str, error: str = '') -> None:
@@ -107,6 +115,7 @@ class ModelsView:
                 with self.list:
                     self.table(None)
             self._build_ollama()
+            self._build_servers()
             self._build_settings()
         live.on(events.MODEL_STATUS, self._on_status, owner=self.root)
         live.on(events.MODEL_LOADED, self._on_loaded, owner=self.root)
@@ -132,6 +141,40 @@ class ModelsView:
             self.pull_bar = mark(ui.linear_progress(value=0, show_value=False, size='8px').props('rounded'),
                                  'pull-progress')
             self.pull_bar.set_visibility(False)
+
+    def _build_servers(self) -> None:
+        with ui.card().classes('w-full'):
+            ui.label('OpenAI-compatible servers').classes('text-base font-medium')
+            ui.label('vLLM, llama.cpp\'s server, LM Studio, Ollama\'s /v1 or a hosted API: their models list above, '
+                     'with the server as source. An API key is kept in a file only you can read.') \
+                .classes('text-xs opacity-70')
+            with ui.row().classes('w-full items-end gap-2 no-wrap'):
+                self.server_url = mark(ui.input('Address', placeholder='http://gpu-box:8000/v1')
+                                       .props('dense outlined').classes('grow'), 'server-url')
+                self.server_key = mark(ui.input('API key (optional)', password=True)
+                                       .props('dense outlined autocomplete=off').classes('w-56'), 'server-key')
+                self.server_name = mark(ui.input('Name (optional)').props('dense outlined').classes('w-40'),
+                                        'server-name')
+                self.server_url.on('keydown.enter', self.add_server)
+                mark(ui.button('Add', icon='add', on_click=self.add_server).props('unelevated'), 'server-add')
+            self.server_list = mark(ui.column().classes('w-full gap-1'), 'server-list')
+            with self.server_list:
+                self.servers_table(())
+
+    @ui.refreshable_method
+    def servers_table(self, servers: tuple[ServerStatus, ...]) -> None:
+        for server in servers:
+            with mark(ui.row().classes('w-full items-center gap-2 no-wrap'), f'server-row:{server.name}'):
+                ui.label(server.name).classes('text-sm font-medium')
+                ui.label(server.url).classes('text-xs opacity-70 break-all')
+                if server.has_key:
+                    ui.badge('key set', color='grey-7').props('outline')
+                status = f'answers, {len(server.models)} model{"s" if len(server.models) != 1 else ""}' \
+                    if server.reachable else server.error
+                mark(ui.label(status).classes('text-xs grow ' + ('text-negative' if server.error else 'opacity-80')),
+                     'server-status')
+                mark(ui.button(icon='delete', on_click=lambda name=server.name: self.remove_server(name))
+                     .props('flat round dense').tooltip('Remove'), 'server-remove')
 
     def _build_settings(self) -> None:
         options = self.models.options
@@ -181,6 +224,7 @@ class ModelsView:
         if self.root.is_deleted:
             return
         self.table.refresh(catalog)
+        self.servers_table.refresh(catalog.servers)
         self.ollama_status.set_text(catalog.ollama_status or f'running at {catalog.ollama_url}')
         self.retry.set_visibility(bool(catalog.ollama_status))
         self.resources.set_text(fmt.free_memory(catalog.ram_free_bytes, catalog.vram_free_bytes))
@@ -228,6 +272,34 @@ class ModelsView:
         except ModelError as error:
             notifications.notify(self.root.client, str(error), type='negative')
             return
+        await self.refresh()
+
+    async def add_server(self) -> None:
+        url = (self.server_url.value or '').strip()
+        if not url:
+            notifications.notify(self.root.client, 'Type the server\'s address, e.g. http://gpu-box:8000/v1.',
+                                 type='warning')
+            return
+        try:
+            status = await self.models.add_server(url, self.server_key.value or None,
+                                                  (self.server_name.value or '').strip() or None)
+        except ModelError as error:  # an address, name or key that cannot be used; a keys file not writable
+            notifications.notify(self.root.client, str(error), type='negative', multi_line=True)
+            return
+        for field in (self.server_url, self.server_key, self.server_name):
+            field.set_value('')  # the key leaves the page as soon as it is stored
+        if status.reachable:
+            notifications.notify(self.root.client, f'Added {status.name}.', type='positive')
+        else:
+            notifications.notify(self.root.client, f'Added {status.name}, but: {status.error}', type='warning',
+                                 multi_line=True)
+        await self.refresh()
+
+    async def remove_server(self, name: str) -> None:
+        try:
+            await self.models.remove_server(name)
+        except ModelError as error:
+            notifications.notify(self.root.client, str(error), type='negative')
         await self.refresh()
 
     async def pull(self) -> None:

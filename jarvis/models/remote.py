@@ -1,0 +1,255 @@
+"""Models on an OpenAI-compatible server (vLLM, llama.cpp's llama-server, llama-cpp-python's server, LM Studio,
+Ollama's /v1, a hosted API): list them (``GET <url>/models``) and chat with one (``POST <url>/chat/completions``,
+streamed as server-sent events).
+
+``list_server_models`` is async (the manager runs on the event loop); ``RemoteChatModel`` is a blocking
+``ChatModel`` because the assistant runs ``stream_chat`` in a worker thread. Every failure is a
+``ServerError`` whose message is one line a user can read. The API key goes only into the
+``Authorization`` header: no message, log line or answer of this module holds it.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import urllib.parse
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from ..security import is_loopback
+from .base import ChatTurn, GenerationOptions, ModelError
+
+# the cancel watch of the Ollama chat: it shuts the socket down once Stop is pressed, also while a read is blocked
+from .ollama import _CancelWatch
+
+SOURCE_PREFIX = 'server:'
+CONNECT_TIMEOUT = 3.0  # a server that does not accept a connection in this time is reported unreachable
+LIST_TIMEOUT = 10.0  # listing the models is quick on any server that works
+REQUEST_TIMEOUT = 30.0
+DEFAULT_CONTEXT = 4096  # when the server does not say how long its model's context is
+MAX_ERROR_CHARS = 200
+
+
+class ServerError(ModelError):
+    """A server refused or failed a request; the message is one line meant for the user."""
+
+
+def server_source(server: str) -> str:
+    """The ``source`` of the models of the server called ``server``: ``server:<name>``."""
+    return f'{SOURCE_PREFIX}{server}'
+
+
+def server_of(source: str) -> str | None:
+    """The server's name in a model source ``server:<name>``; None for any other source."""
+    if isinstance(source, str) and source.startswith(SOURCE_PREFIX) and len(source) > len(SOURCE_PREFIX):
+        return source[len(SOURCE_PREFIX):]
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteModel:
+    """A model as the server lists it."""
+
+    id: str
+    context_length: int | None = None
+    owned_by: str | None = None
+
+
+def _headers(api_key: str | None) -> dict[str, str]:
+    return {'Authorization': f'Bearer {api_key}'} if api_key else {}
+
+
+def _trust_env(url: str) -> bool:
+    # a proxy set in the environment serves remote servers, never a loopback one
+    return not is_loopback(urllib.parse.urlsplit(url).hostname or '')
+
+
+def _scrub(text: str, api_key: str | None) -> str:
+    """``text`` without the key, should a server echo it back, on one line and short."""
+    if api_key:
+        text = text.replace(api_key, '***')
+    text = ' '.join(text.split())
+    return text[:MAX_ERROR_CHARS] + ('…' if len(text) > MAX_ERROR_CHARS else '')
+
+
+def transport_error(server: str, url: str, exc: httpx.TransportError) -> ServerError:
+    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
+        return ServerError(f'The server {server} at {url} does not answer: is it running, and is the address right?')
+    if isinstance(exc, httpx.ProxyError):
+        return ServerError(f'The proxy refused the connection to the server {server} at {url}.')
+    if isinstance(exc, httpx.TimeoutException):
+        return ServerError(f'The server {server} at {url} did not answer in time.')
+    return ServerError(f'Lost the connection to the server {server} at {url} ({exc.__class__.__name__}).')
+
+
+def _error_message(body: bytes, api_key: str | None) -> str:
+    """The message of an OpenAI-style error body ({"error": {"message": ...}} or {"error": "..."}), else the text."""
+    text = body.decode('utf-8', 'replace')
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return _scrub(text, api_key)
+    error = data.get('error') if isinstance(data, dict) else None
+    if isinstance(error, dict) and isinstance(error.get('message'), str):
+        return _scrub(error['message'], api_key)
+    if isinstance(error, str):
+        return _scrub(error, api_key)
+    if isinstance(data, dict) and isinstance(data.get('detail'), str):  # FastAPI's own errors
+        return _scrub(data['detail'], api_key)
+    return _scrub(text, api_key)
+
+
+def status_error(server: str, status: int, body: bytes, api_key: str | None, model: str | None = None) -> ServerError:
+    if status in (401, 403):
+        given = 'the API key it was given' if api_key else 'a request without an API key'
+        return ServerError(f'The server {server} refused {given} (HTTP {status}): add the server again with the '
+                           'right key.')
+    message = _error_message(body, api_key)
+    if status == 404 and model is not None:
+        return ServerError(f'The server {server} does not offer {model} (any more) (HTTP 404)'
+                           + (f': {message}' if message else '.'))
+    return ServerError(f'The server {server} answered HTTP {status}' + (f': {message}' if message else '.'))
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _context_length(entry: dict[str, Any]) -> int | None:
+    """The context length where the server tells it: vLLM's ``max_model_len``, llama-server's ``meta``."""
+    meta = entry.get('meta') if isinstance(entry.get('meta'), dict) else {}
+    for value in (entry.get('max_model_len'), entry.get('context_length'), entry.get('context_window'),
+                  meta.get('n_ctx'), meta.get('n_ctx_train')):
+        if (length := _int_or_none(value)) is not None:
+            return length
+    return None
+
+
+async def list_server_models(server: str, url: str, api_key: str | None, *,
+                             timeout: float = LIST_TIMEOUT) -> list[RemoteModel]:
+    """The models the server offers (``GET <url>/models``); raises ServerError."""
+    async with httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT)),
+                                 trust_env=_trust_env(url)) as client:
+        try:
+            response = await client.get(f'{url}/models', headers=_headers(api_key))
+        except httpx.TransportError as exc:
+            raise transport_error(server, url, exc) from None
+        except httpx.InvalidURL:
+            raise ServerError(f'{url} is not an address the server {server} can be reached at.') from None
+    if response.status_code >= 400:
+        raise status_error(server, response.status_code, response.content, api_key)
+    try:
+        data = response.json()
+    except ValueError:
+        raise ServerError(f'The server {server} at {url} is not an OpenAI-compatible server: its '
+                          '/models answer is not JSON.') from None
+    entries = data.get('data') if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        raise ServerError(f'The server {server} at {url} is not an OpenAI-compatible server: its '
+                          '/models answer has no "data" list.')
+    models = []
+    for entry in entries:
+        if isinstance(entry, dict) and isinstance(entry.get('id'), str) and entry['id'].strip():
+            owner = entry.get('owned_by')
+            models.append(RemoteModel(entry['id'], _context_length(entry), owner if isinstance(owner, str) else None))
+    return models
+
+
+class RemoteChatModel:
+    """A model on an OpenAI-compatible server, as the chat uses it (``ChatModel`` protocol)."""
+
+    def __init__(self, name: str, server: str, url: str, api_key: str | None, *,
+                 context_length: int | None = None) -> None:
+        self.name = name
+        self.server = server
+        self.source = server_source(server)
+        self.url = url
+        self.context_length = context_length or DEFAULT_CONTEXT
+        self.details: dict[str, Any] = {'server': server, 'url': url}
+        self._api_key = api_key
+        # no keep-alive connections: each chat gets a fresh connection whose socket the cancel watch can see
+        self._client = httpx.Client(timeout=httpx.Timeout(REQUEST_TIMEOUT, connect=CONNECT_TIMEOUT, read=None),
+                                    limits=httpx.Limits(max_keepalive_connections=0), trust_env=_trust_env(url),
+                                    headers=_headers(api_key))
+
+    def __repr__(self) -> str:  # never the key
+        return f'RemoteChatModel({self.name!r}, server={self.server!r}, url={self.url!r})'
+
+    def stream_chat(self, turns: list[ChatTurn], options: GenerationOptions,
+                    cancel: threading.Event) -> Iterator[str]:
+        if cancel.is_set():
+            return
+        payload: dict[str, Any] = {
+            'model': self.name,
+            'messages': [{'role': turn.role, 'content': turn.content} for turn in turns],
+            'stream': True,
+            'max_tokens': options.max_tokens,
+            'temperature': options.temperature,
+        }
+        if options.stop:
+            payload['stop'] = list(options.stop)
+        finished = False
+        with _CancelWatch(cancel) as watch:
+            try:
+                with self._client.stream('POST', f'{self.url}/chat/completions', json=payload,
+                                         extensions={'trace': watch.trace}) as response:
+                    if response.status_code >= 400:
+                        raise status_error(self.server, response.status_code, response.read(), self._api_key,
+                                           self.name)
+                    for line in response.iter_lines():
+                        if cancel.is_set():
+                            return
+                        data = self._event(line)
+                        if data is None:
+                            continue
+                        if data == '[DONE]':
+                            return
+                        piece, done = self._piece(data)
+                        finished = finished or done
+                        if piece:
+                            yield piece
+            except httpx.TransportError as exc:
+                if cancel.is_set():
+                    return  # the watch closed the connection on purpose
+                raise transport_error(self.server, self.url, exc) from None
+        if not cancel.is_set() and not finished:
+            raise ServerError(f'The answer from {self.name} on the server {self.server} ended before it was complete.')
+
+    def _event(self, line: str) -> str | dict[str, Any] | None:
+        """The JSON of one ``data:`` line, '[DONE]' at the end, None for the other lines of the stream."""
+        if not line.startswith('data:'):
+            return None  # blank lines between events, comments (": ping"), "event:" lines
+        text = line[5:].strip()
+        if text == '[DONE]':
+            return text
+        try:
+            data = json.loads(text)
+        except ValueError:
+            raise ServerError(f'The server {self.server} sent a line that is not JSON: '
+                              f'{_scrub(text, self._api_key)[:80]!r}') from None
+        if not isinstance(data, dict):
+            raise ServerError(f'The server {self.server} sent an unexpected line: {_scrub(text, self._api_key)[:80]!r}')
+        if 'error' in data:  # an error once the stream has started comes as an event: the status was already sent
+            raise ServerError(f'The server {self.server} failed while it answered: '
+                              f'{_error_message(json.dumps(data).encode(), self._api_key)}')
+        return data
+
+    @staticmethod
+    def _piece(data: dict[str, Any]) -> tuple[str, bool]:
+        """The text of one chunk and whether it ends the answer (it has a finish reason)."""
+        choices = data.get('choices')
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            return '', False  # a usage chunk, or a keep-alive
+        choice = choices[0]
+        delta = choice.get('delta') if isinstance(choice.get('delta'), dict) else {}
+        content = delta.get('content')
+        return (content if isinstance(content, str) else ''), bool(choice.get('finish_reason'))
+
+    def count_tokens(self, text: str) -> int:
+        """An estimate (about four characters a token): the OpenAI API has no tokenize endpoint."""
+        return (len(text) + 3) // 4
+
+    def close(self) -> None:
+        self._client.close()
