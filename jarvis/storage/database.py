@@ -175,6 +175,10 @@ MIGRATIONS: list[str] = [
         gpu_memory INTEGER
     );
     ''',
+    # the tools a model called for an answer (JSON list of {name, arguments, ok}); '' for none
+    '''
+    ALTER TABLE messages ADD COLUMN tools TEXT NOT NULL DEFAULT ''
+    ''',
 ]
 
 
