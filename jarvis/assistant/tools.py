@@ -213,32 +213,40 @@ class ToolRegistry:
 
     async def call(self, call: ToolCall, offered: list[Tool], conversation_id: str = '') -> ToolResult:
         """Run one call among the tools offered for this answer; never raises (but for cancellation)."""
-        tool = next((t for t in offered if t.name == call.name), None)
-        if tool is None:
-            return ToolResult(call.name, False, f'There is no tool called "{call.name[:64]}".', call.arguments)
-        if call.problem:
-            return ToolResult(call.name, False, call.problem, call.arguments)
-        try:
-            arguments = tool.arguments.model_validate(call.arguments)
-        except ValidationError as invalid:
-            problems = '; '.join(f'{".".join(map(str, e["loc"])) or "arguments"}: {e["msg"]}'
-                                 for e in invalid.errors()[:5])
-            return ToolResult(call.name, False, f'Invalid arguments: {problems}', call.arguments)
-        keywords = dict(arguments)
-        try:
-            if tool.plugin:  # the plugin manager holds it to the plugin's own timeout, on its thread
-                answer = await tool.function(**keywords, _conversation_id=conversation_id)
-            else:
-                answer = await asyncio.wait_for(tool.function(**keywords), timeout=self.timeout)
-        except ToolRefused as refused:
-            return ToolResult(call.name, False, str(refused), call.arguments)
-        except asyncio.TimeoutError:
-            return ToolResult(call.name, False, f'{call.name} did not answer in time.', call.arguments)
-        except Exception as error:  # a tool's failure is the model's to read, the chat goes on
-            log.warning('tool %s failed', call.name, exc_info=error)
-            return ToolResult(call.name, False, f'{call.name} failed: {type(error).__name__}: {error}',
-                              call.arguments)
-        text = json.dumps(answer, ensure_ascii=False, default=str)
-        if len(text) > MAX_RESULT_CHARS:
-            text = text[:MAX_RESULT_CHARS] + ' … (cut short)'
-        return ToolResult(call.name, True, text, call.arguments)
+        return await run_tool(call, offered, conversation_id, timeout=self.timeout)
+
+
+async def run_tool(call: ToolCall, offered: list[Tool], conversation_id: str = '', *,
+                   timeout: float = MACHINE_TOOL_TIMEOUT_S) -> ToolResult:
+    """Run the call a model asked for, if it names one of the tools ``offered``: its arguments are checked
+    against the tool's schema, a machine query is bounded by ``timeout`` (a plugin by its own), and every
+    failure is a result the model reads. Never raises (but for cancellation)."""
+    tool = next((t for t in offered if t.name == call.name), None)
+    if tool is None:
+        return ToolResult(call.name, False, f'There is no tool called "{call.name[:64]}".', call.arguments)
+    if call.problem:
+        return ToolResult(call.name, False, call.problem, call.arguments)
+    try:
+        arguments = tool.arguments.model_validate(call.arguments)
+    except ValidationError as invalid:
+        problems = '; '.join(f'{".".join(map(str, e["loc"])) or "arguments"}: {e["msg"]}'
+                             for e in invalid.errors()[:5])
+        return ToolResult(call.name, False, f'Invalid arguments: {problems}', call.arguments)
+    keywords = dict(arguments)
+    try:
+        if tool.plugin:  # the plugin manager holds it to the plugin's own timeout, on its thread
+            answer = await tool.function(**keywords, _conversation_id=conversation_id)
+        else:
+            answer = await asyncio.wait_for(tool.function(**keywords), timeout=timeout)
+    except ToolRefused as refused:
+        return ToolResult(call.name, False, str(refused), call.arguments)
+    except asyncio.TimeoutError:
+        return ToolResult(call.name, False, f'{call.name} did not answer in time.', call.arguments)
+    except Exception as error:  # a tool's failure is the model's to read, the chat goes on
+        log.warning('tool %s failed', call.name, exc_info=error)
+        return ToolResult(call.name, False, f'{call.name} failed: {type(error).__name__}: {error}',
+                          call.arguments)
+    text = json.dumps(answer, ensure_ascii=False, default=str)
+    if len(text) > MAX_RESULT_CHARS:
+        text = text[:MAX_RESULT_CHARS] + ' … (cut short)'
+    return ToolResult(call.name, True, text, call.arguments)

@@ -8,11 +8,11 @@ and reads its answer with these, whatever it sends them with. Ollama's ``/api/ch
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .base import ChatTurn, ToolCall, ToolSpec
+from .base import ChatTurn, GenerationOptions, ToolCall, ToolSpec
 
 MAX_ARGUMENT_CHARS = 100_000  # a model that streams arguments without end is cut off here
 
@@ -49,6 +49,52 @@ def openai_messages(turns: Iterable[ChatTurn]) -> list[dict[str, Any]]:
         else:
             messages.append({'role': turn.role, 'content': turn.content})
     return messages
+
+
+def chat_request(model: str, turns: Iterable[ChatTurn], tools: Iterable[ToolSpec] = (),
+                 options: GenerationOptions | None = None, *, stream: bool = True,
+                 tool_choice: str | dict[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON body of a ``POST /v1/chat/completions`` with the tools offered (none: a plain chat)."""
+    options = options or GenerationOptions()
+    body: dict[str, Any] = {'model': model, 'messages': openai_messages(turns), 'stream': stream,
+                            'max_tokens': options.max_tokens, 'temperature': options.temperature}
+    definitions = tool_definitions(tools)
+    if definitions:
+        body['tools'] = definitions
+        if tool_choice is not None:
+            body['tool_choice'] = tool_choice
+    return body
+
+
+def sse_chunks(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
+    """The JSON chunks of a streamed answer (server-sent events: ``data: {...}`` lines, ``data: [DONE]`` at
+    the end); other lines (comments, blank lines, event names) are skipped, a line that is not JSON too."""
+    for line in lines:
+        if not line.startswith('data:'):
+            continue
+        data = line[5:].strip()
+        if data == '[DONE]':
+            return
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            continue
+        if isinstance(chunk, dict):
+            if isinstance(chunk.get('error'), dict | str):  # a server that fails after the stream began
+                error = chunk['error']
+                raise ValueError(error.get('message', str(error)) if isinstance(error, dict) else error)
+            yield chunk
+
+
+def stream_pieces(chunks: Iterable[dict[str, Any]]) -> Iterator[str | ToolCall]:
+    """The text pieces of a streamed answer as they come, then the calls it asked for (``ToolCall``s): what
+    ``ToolModel.stream_chat_with_tools`` yields, for a model behind an OpenAI-compatible server."""
+    calls = StreamedToolCalls()
+    for chunk in chunks:
+        text = calls.add(chunk)
+        if text:
+            yield text
+    yield from calls.calls()
 
 
 def read_arguments(name: str, raw: Any, id_: str = '') -> ToolCall:
