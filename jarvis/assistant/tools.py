@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MACHINE_TOOL_TIMEOUT_S = 10.0  # a process scan or a history query; plugins keep their own timeouts
-MAX_RESULT_CHARS = 12_000  # what a model reads of one result: a small model's context is small
+MAX_RESULT_CHARS = 6_000  # what a model reads of one result: about 1,500 tokens of a 4,096-token context
 PLUGIN_PREFIX = 'plugin_'
 
 # the parameters' types: their Field descriptions go into the schema a model or an MCP client reads

@@ -53,13 +53,16 @@ class ScriptedModel:
 
 class ScriptedToolModel(ScriptedModel):
     """A stand-in model that calls tools (``supports_tools``): offered tools, it asks for ``call`` (the last
-    turn not being a tool's result); given results, it answers ``answer(results)``, piece by piece."""
+    turn not being a tool's result, unless ``keep_calling``); given results, it answers ``answer(results)``
+    (the results of the last round of calls), piece by piece."""
 
     supports_tools = True
 
-    def __init__(self, call: ToolCall, answer: Callable[[list[str]], str] | None = None, **kwargs: Any) -> None:
+    def __init__(self, call: ToolCall, answer: Callable[[list[str]], str] | None = None, *,
+                 keep_calling: bool = False, **kwargs: Any) -> None:
         super().__init__([], **kwargs)
         self.call = call
+        self.keep_calling = keep_calling  # call again after each result, for as long as tools are offered
         self.answer = answer or (lambda results: 'The tools said: ' + ' | '.join(results))
         self.offered: list[list[str]] = []  # the tools' names, per request
 
@@ -67,7 +70,7 @@ class ScriptedToolModel(ScriptedModel):
                                cancel: threading.Event) -> Iterator[str | ToolCall]:
         self.prompts.append(turns)
         self.offered.append([tool.name for tool in tools])
-        if tools and turns[-1].role != 'tool':
+        if tools and (self.keep_calling or turns[-1].role != 'tool'):
             time.sleep(self.delay)
             yield self.call
             return
