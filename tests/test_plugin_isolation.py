@@ -240,6 +240,12 @@ async def test_a_plugin_called_as_a_tool_keeps_its_thread_and_timeout(
                                 'ok': False}]
         assert 'plugin_blocking' in model.offered[0] and 'plugin_echo' in model.offered[0]
 
+        # still blocked: offered (it is switched on), but refused without a second thread waiting on it
+        reply = await services.assistant.send('Block again?')
+        assert 'plugin_blocking' in model.offered[-2]
+        assert reply.text == 'The tools said: The Blocking plugin is still busy with an earlier request.'
+        assert blocking.threads == ['plugin:Blocking']
+
         # switched off, a plugin is neither offered nor run
         await services.plugins.toggle('Echo', False)
         model.call = ToolCall('plugin_echo', {'request': 'echo hi'})

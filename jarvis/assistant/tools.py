@@ -192,7 +192,9 @@ class ToolRegistry:
         taken = {tool.name for tool in tools}
         for info in await self.plugins.list():
             name = plugin_tool_name(info.name)
-            if info.state != 'enabled' or name in taken or name == PLUGIN_PREFIX.rstrip('_'):
+            # switched on: also after an error, as the chat's own route still offers it messages (one
+            # still blocked by an earlier request is refused when called)
+            if not info.enabled or name in taken:
                 continue
             taken.add(name)
             tools.append(Tool(name, info.name, f'The {info.name} plugin: {info.description}',
