@@ -105,6 +105,8 @@ class ChatMessage(Payload):
     # the message this one follows ('' for a conversation's first): an edit or a regeneration is a
     # message with the same parent as the one it is an alternative to
     parent_id: str = ''
+    # the tools a model called for this answer, in order: {name, arguments (a short label), ok}
+    tools: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from .alerts import AlertManager, DesktopNotifications
 from .assistant.assistant import Assistant
 from .assistant.completions import Completions
+from .assistant.tools import ToolRegistry
 from .config import Settings
 from .events import ChatMessage, Event, Notification
 from .hub import Hub
@@ -71,9 +72,12 @@ class Services:
         self.machine = MachineQueries(self.machine_sources)
         self.plugins = PluginManager(self.hub, self.db, settings, self.store, metrics=self.sampler.current,
                                      machine=self.machine_sources)
-        self.assistant = Assistant(self.hub, self.db, self.store, settings, self.models, self.plugins)
         desktop = DesktopNotifications('J.A.R.V.I.S.', icon=asset('icon.png')) if settings.desktop_notifications else None
         self.alerts = AlertManager(self.hub, self.db, self.store, desktop=desktop)
+        # what a model that calls tools is offered (the machine's queries, the enabled plugins), also read by MCP
+        self.tools = ToolRegistry(self.system, self.alerts, self.plugins)
+        self.assistant = Assistant(self.hub, self.db, self.store, settings, self.models, self.plugins,
+                                   tools=self.tools)
         self.completions = Completions(self.hub, self.assistant, self.models)  # the /v1 routes
         self.records = PluginRecords(self.db)  # notes and reminders, read by the MCP tools
         self.started = False

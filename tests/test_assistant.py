@@ -12,10 +12,11 @@ from jarvis import events
 from jarvis.assistant.assistant import NO_MODEL, ChatInputError, fit_to_context
 from jarvis.config import Settings
 from jarvis.events import ChatMessage
+from jarvis.models.base import ToolCall
 from jarvis.plugins.base import Plugin, PluginContext
 from jarvis.services import Services
 
-from .helpers.scripted_model import ScriptedModel
+from .helpers.scripted_model import ScriptedModel, ScriptedToolModel
 
 
 class PingPlugin(Plugin):
@@ -117,6 +118,24 @@ async def test_plugins_get_the_first_word(services: Services) -> None:
     assert (await services.assistant.send(' ping ')).text == 'pong'
     assert model.prompts == [], 'the model was not asked'
     assert (await services.assistant.send('pingpong')).text == 'model answer'
+
+
+async def test_a_model_that_keeps_calling_tools_answers_after_three_rounds(services: Services) -> None:
+    model = ScriptedToolModel(ToolCall('system_metrics'), answer=lambda results: f'{len(results)} results.',
+                              keep_calling=True)
+    await use(services, model)
+    seen = collect(services)
+    reply = await services.assistant.send('ping?')  # a tool model decides, even where a plugin would match
+    assert [len(offered) > 0 for offered in model.offered] == [True, True, True, False], 'the last round has none'
+    assert 'plugin_ping' in model.offered[0]
+    assert (reply.status, reply.text, reply.source) == ('done', '1 results.', 'scripted')
+    assert [tool['name'] for tool in reply.tools] == ['system_metrics'] * 3 and all(t['ok'] for t in reply.tools)
+    last = model.prompts[-1]
+    assert [turn.role for turn in last[-6:]] == ['assistant', 'tool'] * 3
+    assert json.loads(last[-1].content)['memory_total'] > 0, 'the real reading went back to the model'
+    assert 'tools' in last[0].content, 'the system prompt says what the tools are for'
+    # every window saw which tool was running before the answer came
+    assert any(m.status == 'streaming' and m.tools for m in seen if m.id == reply.id)
 
 
 async def test_bad_input_is_refused_clearly_and_unicode_is_kept(services: Services) -> None:

@@ -9,12 +9,13 @@ import pytest
 from nicegui import ui
 from nicegui.testing.user import User
 
+from jarvis.models.base import ToolCall
 from jarvis.ui import format as fmt
 from jarvis.ui import notifications
 from jarvis.ui.chat_elements import ChatShortcuts
 
 from .conftest import Harness
-from .helpers.scripted_model import ScriptedModel
+from .helpers.scripted_model import ScriptedModel, ScriptedToolModel
 from .helpers.waiting import eventually
 
 
@@ -58,6 +59,23 @@ async def test_message_and_streamed_answer_appear_in_every_window(jarvis: Harnes
     assert alice.find(marker='chat-input').elements.pop().value == '', 'the input clears'
     meta = next(e for e in bob.find(marker='bubble-meta').elements if e.text)
     assert 'scripted' in meta.text and 'tokens/s' in meta.text and 'first token' in meta.text
+
+
+async def test_the_answer_of_a_tool_model_says_which_tool_ran(jarvis: Harness) -> None:
+    model = ScriptedToolModel(ToolCall('top_processes', {'sort': 'memory', 'limit': 3}),
+                              answer=lambda results: f'{len(json.loads(results[0])["processes"])} processes.')
+    await jarvis.services.models.activate(model, model.info)
+    alice, bob = jarvis.new_user(), jarvis.new_user()
+    await alice.open('/chat')
+    await bob.open('/chat')
+    await send(alice, 'What holds my memory?')
+    await eventually(lambda: texts(bob, 'assistant') == ['3 processes.'])
+    for user in (alice, bob):
+        shown = [e.text for e in user.find(marker='bubble-tools').elements if e.text]
+        assert shown == ['used: top_processes(sort=memory, limit=3)']
+    await alice.open('/chat')  # kept with the message: a window opened later shows it too
+    await eventually(lambda: [e.text for e in alice.find(marker='bubble-tools').elements if e.text] ==
+                     ['used: top_processes(sort=memory, limit=3)'])
 
 
 async def test_typing_indicator_and_stop_button(jarvis: Harness) -> None:

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from jarvis.models.base import ChatModel, ChatTurn, GenerationOptions
+from jarvis.models.base import ChatModel, ChatTurn, GenerationOptions, ToolCall, ToolSpec
 from jarvis.models.ollama import (
     OllamaChatModel,
     OllamaClient,
@@ -201,6 +201,34 @@ def test_chat_streams_the_reply_in_pieces(chat: OllamaChatModel, fake: FakeOllam
     assert sent['keep_alive'] == '30m'
     assert 'tinyllama:latest' in fake.running  # a chat loads the model
     assert fake.streams_completed == 1
+
+
+async def test_a_model_that_declares_tools_streams_its_calls(client: OllamaClient, fake: FakeOllama) -> None:
+    fake.models['caller:latest'] = FakeModel('caller:latest', capabilities=('completion', 'tools'))
+    plain, caller = await client.chat_model('tinyllama:latest'), await client.chat_model('caller:latest')
+    try:
+        assert not plain.supports_tools and caller.supports_tools
+        assert caller.details['capabilities'] == ['completion', 'tools']
+        spec = ToolSpec('top_processes', 'The busiest processes.', {'type': 'object', 'properties': {}})
+        fake.tool_call = {'name': 'top_processes', 'arguments': {'sort': 'cpu'}}
+        pieces = list(caller.stream_chat_with_tools(TURNS, [spec], GenerationOptions(), threading.Event()))
+        assert pieces == [ToolCall('top_processes', {'sort': 'cpu'}, 'call_fake_1')]
+        assert fake.last_bodies['/api/chat']['tools'] == [{'type': 'function', 'function': {
+            'name': 'top_processes', 'description': 'The busiest processes.', 'parameters': spec.parameters}}]
+        # the result goes back as Ollama reads it: the call with its arguments as an object, the tool's name
+        turns = [*TURNS, ChatTurn('assistant', '', tool_calls=tuple(pieces)),
+                 ChatTurn('tool', '{"processes": []}', tool_call_id='call_fake_1', tool_name='top_processes')]
+        answer = ''.join(p for p in caller.stream_chat_with_tools(turns, [spec], GenerationOptions(),
+                                                                  threading.Event()) if isinstance(p, str))
+        assert answer == 'top_processes said: {"processes": []}'
+        sent = fake.last_bodies['/api/chat']['messages']
+        assert sent[2] == {'role': 'assistant', 'content': '',
+                           'tool_calls': [{'function': {'name': 'top_processes', 'arguments': {'sort': 'cpu'}}}]}
+        assert sent[3] == {'role': 'tool', 'content': '{"processes": []}', 'tool_name': 'top_processes',
+                           'tool_call_id': 'call_fake_1'}
+    finally:
+        plain.close()
+        caller.close()
 
 
 def test_an_error_line_in_the_middle_of_a_chat_raises(chat: OllamaChatModel, fake: FakeOllama) -> None:

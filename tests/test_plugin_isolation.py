@@ -18,13 +18,15 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from jarvis.config import Settings
+from jarvis.models.base import ToolCall
 from jarvis.plugins.base import Plugin, PluginContext
 from jarvis.plugins.builtin import BUILTIN_PLUGINS
+from jarvis.plugins.manager import PluginError
 from jarvis.plugins.worker import PluginWorker, WorkerTimeout
 from jarvis.services import Services
 
 from .helpers.regex_audit import audit
-from .helpers.scripted_model import ScriptedModel
+from .helpers.scripted_model import ScriptedModel, ScriptedToolModel
 from .helpers.waiting import eventually
 
 MAX_CHARS = 32_000  # Settings.max_message_chars: the longest message the chat accepts
@@ -221,6 +223,42 @@ async def test_a_plugin_that_blocks_is_marked_error_and_the_chat_carries_on(
         await services.plugins.toggle('Blocking', False)
         assert (await services.plugins.toggle('Blocking', True)).state == 'enabled'
         assert (await services.assistant.send('block')).text == 'unblocked'
+    finally:
+        await services.stop()
+
+
+async def test_a_plugin_called_as_a_tool_keeps_its_thread_and_timeout(
+        settings: Settings, blocking: type[Blocking]) -> None:
+    services = await start_services(settings, [blocking, Echo])
+    model = ScriptedToolModel(ToolCall('plugin_blocking', {'request': 'please block'}))
+    await services.models.activate(model, model.info)
+    try:
+        with Ticker() as ticker:
+            reply = await services.assistant.send('Can you block for me?')
+        assert ticker.longest < LONGEST_PAUSE_S, f'the loop paused {ticker.longest:.1f} s'
+        assert blocking.threads == ['plugin:Blocking'], 'it ran on its own thread'
+        assert (await services.plugins.get('Blocking')).state == 'error'
+        # the model read the timeout as the tool's result and the chat ended with its answer
+        assert (reply.status, reply.source) == ('done', model.name)
+        assert reply.text == 'The tools said: The Blocking plugin did not answer within 0.5 s.'
+        assert reply.tools == [{'name': 'plugin_blocking', 'arguments': 'plugin_blocking(request=please block)',
+                                'ok': False}]
+        assert 'plugin_blocking' in model.offered[0] and 'plugin_echo' in model.offered[0]
+
+        # still blocked: offered (it is switched on), but refused without a second thread waiting on it
+        reply = await services.assistant.send('Block again?')
+        assert 'plugin_blocking' in model.offered[-2]
+        assert reply.text == 'The tools said: The Blocking plugin is still busy with an earlier request.'
+        assert blocking.threads == ['plugin:Blocking']
+
+        # switched off, a plugin is neither offered nor run
+        await services.plugins.toggle('Echo', False)
+        model.call = ToolCall('plugin_echo', {'request': 'echo hi'})
+        reply = await services.assistant.send('echo hi')
+        assert 'plugin_echo' not in model.offered[-2]
+        assert reply.text == 'The tools said: There is no tool called "plugin_echo".'
+        with pytest.raises(PluginError, match='switched off'):
+            await services.plugins.ask('Echo', 'echo hi')
     finally:
         await services.stop()
 

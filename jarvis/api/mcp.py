@@ -1,8 +1,9 @@
 """An MCP server at ``/mcp`` (streamable HTTP, the official ``mcp`` SDK), so that any assistant that speaks the
 Model Context Protocol (desktop clients, editors, agents) can read this machine and ask J.A.R.V.I.S.
 
-Its tools are thin like the routes: one call to a domain part's interface each (the metrics sampler, the
-plugins' notes and reminders, the assistant). It is served on the app's own server behind the same gate
+Its tools are thin like the routes: one call to a domain part's interface each. The machine's tools are the
+ones the chat offers to a model that calls tools (``jarvis.assistant.tools``: the same functions, schemas and
+descriptions); notes and reminders are read through the plugins' records, ask_jarvis is the assistant. It is served on the app's own server behind the same gate
 (``jarvis.web_guard``: Host, Origin, JSON bodies, the body limit, the access token as ``Authorization:
 Bearer``), so the SDK's own Host and Origin check is left off: the gate's rules (``--allow-host``,
 ``--allow-origin``) are the ones the user set.
@@ -11,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated, Any
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -24,7 +27,7 @@ from pydantic import Field
 from .. import __version__
 from ..assistant.assistant import ChatInputError
 from ..assistant.conversations import ConversationNotFound
-from ..metrics.history import HistoryRangeError
+from ..assistant.tools import ToolRefused
 from ..services import Services, StartupError
 from ..web_guard import Receive, Scope, Send, refuse
 
@@ -46,33 +49,31 @@ AskMessage = Annotated[str, Field(min_length=1, description=(
     'What to ask or tell J.A.R.V.I.S., in English or German (at most 32,000 characters): a question ("what is '
     '2+2", "how busy is the CPU?"), a command of its plugins ("note: buy milk", "remind me in 10 minutes to '
     'stretch") or anything for its language model.'))]
-ProcessSortKey = Annotated[Literal['cpu', 'memory', 'gpu_memory'], Field(description='What to rank by.')]
-ProcessLimit = Annotated[int, Field(ge=1, le=100, description='How many processes.')]
-HistoryRange = Annotated[Literal['5m', '1h', '24h', '7d', '30d'], Field(description='The time range ending now.')]
-HistoryPoints = Annotated[int, Field(ge=2, le=2000, description='Most points per series (averaged down).')]
-BusyAt = Annotated[float | None, Field(description='A Unix time: which processes were busy in that minute.')]
-AlertLogLimit = Annotated[int, Field(ge=1, le=1000, description='How many of the latest logged alerts to return.')]
 READ_ONLY = ToolAnnotations(readOnlyHint=True, destructiveHint=False, idempotentHint=True, openWorldHint=False)
+
+
+def _raising_tool_errors(function: Callable[..., Awaitable[dict[str, Any]]]) -> Callable[..., Awaitable[dict[str, Any]]]:
+    """The tool's function, with its refusal as the SDK's ToolError (its text reaches the client; any other
+    exception the SDK hides). The SDK reads the parameters through ``__wrapped__``."""
+    @functools.wraps(function)
+    async def run(**arguments: Any) -> dict[str, Any]:
+        try:
+            return await function(**arguments)
+        except ToolRefused as refused:
+            raise ToolError(str(refused)) from None
+
+    return run
 
 
 def build_server(services: Services) -> MCPServer:
     """The MCP server with J.A.R.V.I.S.' tools; each reads through a domain part's interface."""
     server = MCPServer('J.A.R.V.I.S.', title='J.A.R.V.I.S. Desktop', version=__version__,
                        instructions=INSTRUCTIONS, log_level='WARNING')
-    sampler, records, assistant, alerts, system = (services.sampler, services.records, services.assistant,
-                                                   services.alerts, services.system)
+    records, assistant = services.records, services.assistant
 
-    @server.tool(title='Live system metrics', annotations=READ_ONLY)
-    async def system_metrics() -> dict[str, Any]:
-        """The machine right now (a sample at most one sampling interval old, taken at once otherwise):
-        cpu, memory, disk and gpu are percentages in use (gpu is null without a readable GPU); cpu_per_core
-        lists each core's percentage; memory_used, memory_total, swap_used, swap_total, disk_used and
-        disk_total are bytes (disk is the one that holds the user's home, disk_path); net_sent_per_s and
-        net_recv_per_s are bytes per second (null on the first sample); gpus lists each NVIDIA GPU's
-        utilization and memory_utilization (%), memory_used and memory_total (bytes), temperature (°C),
-        power_draw and power_limit (W) and fan_speed (%), null where the driver cannot tell; timestamp is
-        Unix time."""
-        return (await sampler.current()).to_dict()
+    for tool in services.tools.machine:  # the same functions the chat's models call
+        server.add_tool(_raising_tool_errors(tool.function), name=tool.name, title=tool.title,
+                        description=tool.description, annotations=READ_ONLY, structured_output=True)
 
     @server.tool(title='Notes', annotations=READ_ONLY)
     async def list_notes() -> dict[str, Any]:
@@ -86,38 +87,6 @@ def build_server(services: Services) -> MCPServer:
         number, text (what to remind of, or "Timer (...)"), due_at (Unix time; in the past for one that
         waits for the app's window to show it), language ("en" or "de")."""
         return {'reminders': [reminder.to_dict() for reminder in await records.pending_reminders()]}
-
-    @server.tool(title='Processes', annotations=READ_ONLY)
-    async def top_processes(sort: ProcessSortKey = 'cpu', limit: ProcessLimit = 10) -> dict[str, Any]:
-        """The processes that use the most of the machine now, from a fresh scan: ranked by sort (cpu: % of
-        one core since the previous scan; memory: resident bytes; gpu_memory: bytes of GPU memory, null where
-        the driver does not tell), each with pid, name, user, cpu, memory and gpu_memory."""
-        return (await system.top_processes(sort, limit)).to_dict()
-
-    @server.tool(title='History', annotations=READ_ONLY)
-    async def machine_history(range: HistoryRange = '1h', max_points: HistoryPoints = 120,  # noqa: A002
-                              busy_at: BusyAt = None) -> dict[str, Any]:
-        """The machine's recorded history (kept 30 days, also while no window was open), points oldest
-        first, each with t (Unix time) and the mean and maximum (cpu_max, ...) of cpu, memory and disk (%),
-        gpu, gpu_memory (%) and gpu_temperature (°C), null where there was no reading; gaps where the app was
-        not running. With busy_at (Unix time), also busy_processes: the processes that used the most CPU,
-        memory and GPU memory in the minute around that time."""
-        try:
-            answer = (await system.history_range(range, max_points=max_points)).to_dict()
-        except HistoryRangeError as problem:
-            raise ToolError(str(problem)) from None
-        if busy_at is not None:
-            answer['busy_processes'] = [p.to_dict() for p in await system.busy_processes_at(busy_at)]
-        return answer
-
-    @server.tool(title='Alerts', annotations=READ_ONLY)
-    async def alerts_overview(log_limit: AlertLogLimit = 20) -> dict[str, Any]:
-        """The machine's alerts: firing (the alerts firing now, with their start, value and peak), rules (each
-        rule's metric, threshold, how long it must hold, cooldown, severity and whether it is on) and log (the
-        last log_limit alerts, newest first, with start, end, peak and why each ended). Times are Unix time."""
-        return {'firing': [alert.to_dict() for alert in await alerts.active()],
-                'rules': [rule.to_dict() for rule in await alerts.rules()],
-                'log': [entry.to_dict() for entry in await alerts.log(log_limit)]}
 
     @server.tool(title='Ask J.A.R.V.I.S.',
                  annotations=ToolAnnotations(readOnlyHint=False, destructiveHint=False, idempotentHint=False,

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from ..config import Settings
 from ..events import ChatMessage, ConversationsChanged
 from ..hub import Hub
-from ..models.base import ChatModel, ChatTurn, GenerationOptions, ModelLoadError
+from ..models.base import ChatModel, ChatTurn, GenerationOptions, ModelLoadError, ToolCall, ToolSpec, supports_tools
 from ..plugins.manager import PluginManager
 from ..storage import Database, SettingsStore
 from ..text import mark_lone_surrogates
@@ -33,6 +33,7 @@ from .conversations import (
     Thread,
     clean_title,
 )
+from .tools import ToolRegistry, ToolResult
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,12 @@ SYSTEM_PROMPT = (
     "user's computer. Answer in the language of the question."
 )
 MAX_SYSTEM_PROMPT = 4000  # characters
+# added for a model that calls tools: it has the machine's live state at hand, and the numbers must be real
+TOOLS_PROMPT = (
+    ' You can call tools that read this computer (its live metrics, busiest processes, recorded history and '
+    'alerts) and its plugins. For a question about the computer, call a tool and answer from its result: '
+    'never invent numbers or process names.')
+MAX_TOOL_ROUNDS = 3  # rounds of calls before the model must answer with what it has
 COALESCE_S = 0.1  # stream updates go out at most this often, so a fast model cannot flood the windows
 NO_MODEL = 'No model is loaded, so I can only answer through plugins right now.'  # + the models' hint
 
@@ -75,8 +82,9 @@ class ModelSource(Protocol):
 
 class Assistant:
     def __init__(self, hub: Hub, db: Database, store: SettingsStore, settings: Settings,
-                 models: ModelSource, plugins: PluginManager) -> None:
+                 models: ModelSource, plugins: PluginManager, *, tools: ToolRegistry | None = None) -> None:
         self.hub = hub
+        self.tools = tools  # offered to a model that calls tools; None: no model gets tools
         self.store = store
         self.settings = settings
         self.models = models
@@ -312,9 +320,13 @@ class Assistant:
         return final
 
     async def _answer(self, answer: ChatMessage, text: str) -> ChatMessage:
-        reply = await self.plugins.handle(text, answer.conversation_id)
-        if reply is not None:
-            return replace(answer, text=reply.text, status='error' if reply.error else 'done', source=reply.plugin)
+        # A model that calls tools decides itself, with every enabled plugin offered to it as a tool; any
+        # other model (or none loaded yet) keeps the route of before: the plugins first, then the model.
+        if not self._tools_for(self.models.active):
+            reply = await self.plugins.handle(text, answer.conversation_id)
+            if reply is not None:
+                return replace(answer, text=reply.text, status='error' if reply.error else 'done',
+                               source=reply.plugin)
         cancel = self._cancel.setdefault(answer.id, threading.Event())
         conversation = await self._store.require(answer.conversation_id)
         system_prompt = conversation.system_prompt or self.models.system_prompt or SYSTEM_PROMPT
@@ -341,13 +353,51 @@ class Assistant:
                 turns = await self._fit(model, history, system_prompt, answer_id=answer.id)
             if cancel.is_set():  # stopped, or the model is being released, before it started
                 return replace(answer, status='stopped', source=model.name, model=model.name)
-            final = await self._stream(model, turns, answer, cancel)
+            if self._tools_for(model):
+                final = await self._answer_with_tools(model, turns, answer, cancel)
+            else:
+                final = await self._stream(model, turns, answer, cancel)
         finally:
             del self._using[answer.id]
             released.set()
         if final.status == 'done' and final.text:
             self._start_reading_ahead([*history, final], system_prompt)
         return final
+
+    def _tools_for(self, model: ChatModel | None) -> bool:
+        return self.tools is not None and model is not None and supports_tools(model)
+
+    async def _answer_with_tools(self, model: ChatModel, turns: list[ChatTurn], answer: ChatMessage,
+                                 cancel: threading.Event) -> ChatMessage:
+        """The model answers with the tools offered: the calls it asks for run (with the plugins' rules, a
+        failure is a result it reads), their results go back as ``tool`` turns, and it answers; after
+        MAX_TOOL_ROUNDS rounds of calls it is asked once more without tools, so the chat always ends with an
+        answer. The answer lists the calls that ran (``tools``), which the chat shows."""
+        assert self.tools is not None
+        offered = await self.tools.offered()
+        specs = [tool.spec for tool in offered]
+        turns = [ChatTurn('system', turns[0].content + TOOLS_PROMPT), *turns[1:]] if turns else turns
+        used: list[ToolResult] = []
+        for round_ in range(MAX_TOOL_ROUNDS + 1):
+            calls: list[ToolCall] = []
+            final = await self._stream(model, turns, answer, cancel, tools=specs if round_ < MAX_TOOL_ROUNDS else [],
+                                       calls=calls, used=used)
+            if not calls or final.status != 'done':
+                return final
+            calls = [replace(call, id=call.id or f'call_{round_}_{index}') for index, call in enumerate(calls)]
+            results = []
+            for call in calls:  # one after another: a plugin's thread answers one request at a time anyway
+                results.append(await self.tools.call(call, offered, answer.conversation_id))
+                used.append(results[-1])
+                update = replace(answer, source=model.name, model=model.name, tools=[r.to_dict() for r in used])
+                self._streaming[answer.id] = update
+                self.hub.publish(update)  # every window shows which tool runs
+            if cancel.is_set():
+                return replace(final, status='stopped', tools=[r.to_dict() for r in used])
+            turns = [*turns, ChatTurn('assistant', final.text, tool_calls=tuple(calls)),
+                     *(ChatTurn('tool', result.content, tool_call_id=call.id, tool_name=call.name)
+                       for call, result in zip(calls, results))]
+        return final  # not reached: the last round offers no tools
 
     def _start_reading_ahead(self, history: list[ChatMessage], system_prompt: str) -> None:
         """While the user reads the answer, let the model read the beginning of the next prompt.
@@ -414,15 +464,25 @@ class Assistant:
                                        upcoming=upcoming)
 
     async def _stream(self, model: ChatModel, turns: list[ChatTurn], answer: ChatMessage,
-                      cancel: threading.Event) -> ChatMessage:
+                      cancel: threading.Event, *, tools: list[ToolSpec] | None = None,
+                      calls: list[ToolCall] | None = None, used: list[ToolResult] | None = None) -> ChatMessage:
+        """Stream one answer of the model. With ``tools`` (a list, maybe empty: the conversation may hold
+        tool turns) the model may also ask for calls, which are put into ``calls``; ``used`` are the calls
+        that ran before, shown with the answer."""
         options = self._options.get(answer.id) or self.models.generation_options
         progress = _Progress()
+        asked: list[ToolCall] = []  # filled by the worker thread, read once it is done
         loop = asyncio.get_running_loop()
         first_words = asyncio.Event()
 
         def generate() -> None:  # in a worker thread: the event loop stays free while the model computes
             try:
-                for piece in model.stream_chat(turns, options, cancel):
+                pieces = model.stream_chat(turns, options, cancel) if tools is None else \
+                    model.stream_chat_with_tools(turns, tools, options, cancel)  # type: ignore[attr-defined]
+                for piece in pieces:
+                    if isinstance(piece, ToolCall):
+                        asked.append(piece)
+                        continue
                     progress.add(piece)
                     if not first_words.is_set() and piece:
                         loop.call_soon_threadsafe(first_words.set)
@@ -435,7 +495,7 @@ class Assistant:
         progress.started = time.perf_counter()
         worker = asyncio.ensure_future(asyncio.to_thread(generate))
         first = asyncio.ensure_future(first_words.wait())
-        base = replace(answer, source=model.name, model=model.name)
+        base = replace(answer, source=model.name, model=model.name, tools=[r.to_dict() for r in used or []])
         published = 0
         while not worker.done():
             await asyncio.wait([worker] if first.done() else [worker, first], timeout=COALESCE_S,
@@ -448,6 +508,8 @@ class Assistant:
                 self.hub.publish(update)
         await worker
         first.cancel()
+        if calls is not None:
+            calls.extend(asked)
         text, tokens = progress.snapshot()
         status = 'stopped' if cancel.is_set() else 'error' if progress.error else 'done'
         if progress.error is not None:

@@ -290,19 +290,20 @@ class ConversationStore:
     def _insert(self, message: ChatMessage) -> None:
         self._db.execute(
             'INSERT INTO messages(id, conversation_id, parent_id, role, text, status, created_at, source, model, '
-            'first_token_s, tokens_per_s, tokens) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+            'first_token_s, tokens_per_s, tokens, tools) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
             (message.id, message.conversation_id, message.parent_id, message.role, message.text, message.status,
              message.created_at, message.source, message.model, message.first_token_s, message.tokens_per_s,
-             message.tokens))
+             message.tokens, _tools_column(message)))
 
     def _save_message(self, message: ChatMessage) -> None:
         """Update a stored message to its final state and touch its conversation; a message not stored yet
         is appended (after its parent, or after the head when it has none)."""
         updated = self._db.execute(
             'UPDATE messages SET text = ?, status = ?, source = ?, model = ?, first_token_s = ?, tokens_per_s = ?, '
-            'tokens = ? WHERE id = ? AND conversation_id = ?',
+            'tokens = ?, tools = ? WHERE id = ? AND conversation_id = ?',
             (message.text, message.status, message.source, message.model, message.first_token_s,
-             message.tokens_per_s, message.tokens, message.id, message.conversation_id)).rowcount
+             message.tokens_per_s, message.tokens, _tools_column(message), message.id,
+             message.conversation_id)).rowcount
         if not updated:  # new, or gone with its conversation (then _append says so)
             self._append(message.conversation_id, [message], message.parent_id or None)
             return
@@ -564,4 +565,21 @@ def _message(row: Any) -> ChatMessage:
     return ChatMessage(role=row['role'], text=row['text'], id=row['id'], conversation_id=row['conversation_id'],
                        status=row['status'], created_at=row['created_at'], source=row['source'],
                        model=row['model'], first_token_s=row['first_token_s'], tokens_per_s=row['tokens_per_s'],
-                       tokens=row['tokens'], parent_id=row['parent_id'] or '')
+                       tokens=row['tokens'], parent_id=row['parent_id'] or '', tools=_tools_from(row))
+
+
+def _tools_column(message: ChatMessage) -> str:
+    return json.dumps(message.tools) if message.tools else ''
+
+
+def _tools_from(row: Any) -> list[dict[str, Any]]:
+    """The tools stored with an answer; [] for none, or for a row the query did not select them in."""
+    try:
+        raw = row['tools']
+    except (IndexError, KeyError):
+        return []
+    try:
+        tools = json.loads(raw) if raw else []
+    except ValueError:
+        return []
+    return [t for t in tools if isinstance(t, dict)] if isinstance(tools, list) else []

@@ -8,13 +8,40 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from .fit import MemoryNeed
 
-Role = Literal['system', 'user', 'assistant']
+Role = Literal['system', 'user', 'assistant', 'tool']
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A call the model asks for: a tool's name and its arguments (a JSON object).
+
+    ``problem`` is set when the model's arguments could not be read (not JSON, not an object): the call
+    is not run, the model gets the problem as the tool's result.
+    """
+
+    name: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+    id: str = ''
+    problem: str = ''
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """A tool as a model is offered it: the function definition of the OpenAI and Ollama chat APIs."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]  # a JSON schema of an object
 
 
 @dataclass(frozen=True, slots=True)
 class ChatTurn:
     role: Role
     content: str
+    # an assistant turn that asked for tools; a tool turn answers one of them (its id and name)
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str = ''
+    tool_name: str = ''
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +77,26 @@ class ChatModel(Protocol):
     def count_tokens(self, text: str) -> int: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class ToolModel(ChatModel, Protocol):
+    """A model that can call tools (``supports_tools`` true): besides text it may ask for tool calls.
+
+    ``stream_chat_with_tools`` blocks like ``stream_chat`` and yields text pieces and, once the model
+    has said which tools it wants, one ``ToolCall`` each; the caller runs them and asks again with the
+    results as ``tool`` turns.
+    """
+
+    supports_tools: bool
+
+    def stream_chat_with_tools(self, turns: list[ChatTurn], tools: list[ToolSpec], options: GenerationOptions,
+                               cancel: threading.Event) -> Iterator[str | ToolCall]: ...
+
+
+def supports_tools(model: ChatModel) -> bool:
+    """Whether the model takes tools: it says so, and has the method to take them."""
+    return bool(getattr(model, 'supports_tools', False)) and callable(getattr(model, 'stream_chat_with_tools', None))
 
 
 # standby: not loaded, but the chat's model: the next message loads it

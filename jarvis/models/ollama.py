@@ -18,8 +18,9 @@ import httpx
 
 from ..config import DEFAULT_OLLAMA_HOST
 from ..security import is_loopback
-from .base import ChatTurn, GenerationOptions, ModelError, ModelInfo
+from .base import ChatTurn, GenerationOptions, ModelError, ModelInfo, ToolCall, ToolSpec
 from .names import validate_name
+from .openai_tools import read_arguments, tool_definitions
 
 DEFAULT_PORT = urllib.parse.urlsplit(DEFAULT_OLLAMA_HOST).port or 11434  # Ollama's port, from its default address
 # how long Ollama keeps a model in memory after a request; every request resets it, so the chat sends it too
@@ -250,7 +251,8 @@ class OllamaClient:
         """An ``OllamaChatModel`` for an installed model, its context and details read from Ollama."""
         info = await self.show(name)
         return OllamaChatModel(name, self.url, context_length=context_length_from_show(info),
-                               num_ctx=num_ctx, keep_alive=keep_alive, details=dict(info.get('details') or {}))
+                               num_ctx=num_ctx, keep_alive=keep_alive, details=dict(info.get('details') or {}),
+                               capabilities=capabilities_from_show(info))
 
     async def pull(self, name: str) -> AsyncIterator[PullProgress]:
         """Download a model, yielding a progress record per line Ollama sends."""
@@ -310,6 +312,30 @@ class OllamaClient:
         return data
 
 
+def capabilities_from_show(info: dict[str, Any]) -> list[str]:
+    """What the model can do, as /api/show declares it ("completion", "tools", "vision", ...); older Ollama
+    versions declare nothing."""
+    capabilities = info.get('capabilities')
+    return [c for c in capabilities if isinstance(c, str)] if isinstance(capabilities, list) else []
+
+
+def ollama_messages(turns: list[ChatTurn]) -> list[dict[str, Any]]:
+    """Chat turns as /api/chat messages: an assistant turn's calls with their arguments as an object, a tool
+    result with the tool's name (``tool_name``, as Ollama matches results to calls)."""
+    messages: list[dict[str, Any]] = []
+    for turn in turns:
+        message: dict[str, Any] = {'role': turn.role, 'content': turn.content}
+        if turn.tool_calls:
+            message['tool_calls'] = [{'function': {'name': call.name, 'arguments': call.arguments}}
+                                     for call in turn.tool_calls]
+        if turn.role == 'tool':
+            message['tool_name'] = turn.tool_name
+            if turn.tool_call_id:
+                message['tool_call_id'] = turn.tool_call_id
+        messages.append(message)
+    return messages
+
+
 def context_length_from_show(info: dict[str, Any]) -> int | None:
     """Read ``<architecture>.context_length`` from a /api/show answer."""
     model_info = info.get('model_info') or {}
@@ -319,7 +345,7 @@ def context_length_from_show(info: dict[str, Any]) -> int | None:
     return _int_or_none(model_info.get(f'{arch}.context_length'))
 
 
-class _CancelWatch:
+class CancelWatch:
     """Shuts the chat's socket down once ``cancel`` is set, even while a read is blocked.
 
     The reading thread may wait a long time for Ollama's first line (loading the model,
@@ -335,7 +361,7 @@ class _CancelWatch:
         self._finished = threading.Event()
         self._thread = threading.Thread(target=self._watch, name='ollama-chat-cancel', daemon=True)
 
-    def __enter__(self) -> _CancelWatch:
+    def __enter__(self) -> CancelWatch:
         self._thread.start()
         return self
 
@@ -381,31 +407,48 @@ class OllamaChatModel:
 
     def __init__(self, name: str, host: str | None = DEFAULT_OLLAMA_HOST, *, context_length: int | None = None,
                  num_ctx: int = DEFAULT_NUM_CTX, keep_alive: str | int = DEFAULT_KEEP_ALIVE,
-                 details: dict[str, Any] | None = None) -> None:
+                 details: dict[str, Any] | None = None, capabilities: list[str] | None = None) -> None:
         self.name = validate_model_name(name)
+        # a model whose /api/show declares "tools" is offered the app's tools (Assistant)
+        self.supports_tools = 'tools' in (capabilities or [])
         self.url = normalize_host(host)
         # the window Ollama actually runs with: the configured num_ctx, never more than the model knows
         self.context_length = min(context_length, num_ctx) if context_length else num_ctx
         self.keep_alive = keep_alive
         self.details: dict[str, Any] = {**(details or {}), 'host': self.url,
-                                        'trained_context_length': context_length}
-        # no keep-alive connections: each chat gets a fresh connection whose socket _CancelWatch can see
+                                        'trained_context_length': context_length,
+                                        'capabilities': list(capabilities or [])}
+        # no keep-alive connections: each chat gets a fresh connection whose socket CancelWatch can see
         self._client = httpx.Client(timeout=httpx.Timeout(REQUEST_TIMEOUT, connect=CONNECT_TIMEOUT, read=None),
                                     limits=httpx.Limits(max_keepalive_connections=0), **_client_options(self.url))
 
     def stream_chat(self, turns: list[ChatTurn], options: GenerationOptions,
                     cancel: threading.Event) -> Iterator[str]:
+        for piece in self._chat(turns, None, options, cancel):
+            if isinstance(piece, str):
+                yield piece
+
+    def stream_chat_with_tools(self, turns: list[ChatTurn], tools: list[ToolSpec], options: GenerationOptions,
+                               cancel: threading.Event) -> Iterator[str | ToolCall]:
+        """Like ``stream_chat``, with the tools offered: Ollama sends the calls the model asks for in a
+        line's ``message.tool_calls`` (arguments as an object); each comes out as a ``ToolCall``."""
+        return self._chat(turns, tools, options, cancel)
+
+    def _chat(self, turns: list[ChatTurn], tools: list[ToolSpec] | None, options: GenerationOptions,
+              cancel: threading.Event) -> Iterator[str | ToolCall]:
         if cancel.is_set():
             return
-        payload = {
+        payload: dict[str, Any] = {
             'model': self.name,
-            'messages': [{'role': turn.role, 'content': turn.content} for turn in turns],
+            'messages': ollama_messages(turns),
             'stream': True,
             'keep_alive': self.keep_alive,
             'options': {'temperature': options.temperature, 'num_predict': options.max_tokens,
                         'num_ctx': self.context_length},
         }
-        with _CancelWatch(cancel) as watch:
+        if tools:
+            payload['tools'] = tool_definitions(tools)
+        with CancelWatch(cancel) as watch:
             try:
                 with self._client.stream('POST', '/api/chat', json=payload,
                                          extensions={'trace': watch.trace}) as response:
@@ -417,9 +460,15 @@ class OllamaChatModel:
                         if not line.strip():
                             continue
                         data = _decode_line(self.url, line)
-                        piece = (data.get('message') or {}).get('content') or ''
+                        message = data.get('message') or {}
+                        piece = message.get('content') or ''
                         if piece:
                             yield piece
+                        for entry in message.get('tool_calls') or []:
+                            function = entry.get('function') or {} if isinstance(entry, dict) else {}
+                            if isinstance(function.get('name'), str) and function['name']:
+                                yield read_arguments(function['name'], function.get('arguments'),
+                                                     str(entry.get('id') or ''))
                         if data.get('done'):
                             return
             except httpx.TransportError as exc:

@@ -10,6 +10,7 @@ streamed as server-sent events).
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import urllib.parse
 from collections.abc import Iterator
@@ -19,10 +20,13 @@ from typing import Any
 import httpx
 
 from ..security import is_loopback
-from .base import ChatTurn, GenerationOptions, ModelError
+from .base import ChatTurn, GenerationOptions, ModelError, ToolCall, ToolSpec
 
 # the cancel watch of the Ollama chat: it shuts the socket down once Stop is pressed, also while a read is blocked
-from .ollama import _CancelWatch
+from .ollama import CancelWatch
+from .openai_tools import StreamedToolCalls, chat_request
+
+log = logging.getLogger(__name__)
 
 SOURCE_PREFIX = 'server:'
 CONNECT_TIMEOUT = 3.0  # a server that does not accept a connection in this time is reported unreachable
@@ -157,8 +161,16 @@ async def list_server_models(server: str, url: str, api_key: str | None, *,
     return models
 
 
+class _ToolsRefused(Exception):
+    """The server answered a request with tools with 400 or 422: it does not take them."""
+
+
 class RemoteChatModel:
-    """A model on an OpenAI-compatible server, as the chat uses it (``ChatModel`` protocol)."""
+    """A model on an OpenAI-compatible server, as the chat uses it (``ChatModel`` and ``ToolModel``)."""
+
+    # OpenAI-compatible servers take ``tools`` (vLLM, llama-server and LM Studio pass them to models
+    # that call tools); one that refuses them is asked without, from then on
+    supports_tools = True
 
     def __init__(self, name: str, server: str, url: str, api_key: str | None, *,
                  context_length: int | None = None) -> None:
@@ -179,25 +191,49 @@ class RemoteChatModel:
 
     def stream_chat(self, turns: list[ChatTurn], options: GenerationOptions,
                     cancel: threading.Event) -> Iterator[str]:
-        if cancel.is_set():
+        for piece in self._stream(self._payload(turns, options), cancel, None):
+            if isinstance(piece, str):
+                yield piece
+
+    def stream_chat_with_tools(self, turns: list[ChatTurn], tools: list[ToolSpec], options: GenerationOptions,
+                               cancel: threading.Event) -> Iterator[str | ToolCall]:
+        """Like ``stream_chat`` with the tools offered (OpenAI's ``tools``); the calls the model asks for
+        come last, one ``ToolCall`` each. A server that refuses tools (HTTP 400 or 422 before anything
+        streamed) is asked again without them, and is not offered tools again."""
+        calls = StreamedToolCalls()
+        try:
+            yield from self._stream(self._payload(turns, options, tools), cancel, calls)
+        except _ToolsRefused as refused:
+            log.info('the server %s refused tools (%s); %s answers without them', self.server, refused, self.name)
+            self.supports_tools = False
+            plain = [ChatTurn(turn.role, turn.content) for turn in turns if turn.role != 'tool']
+            yield from self.stream_chat(plain, options, cancel)
             return
-        payload: dict[str, Any] = {
-            'model': self.name,
-            'messages': [{'role': turn.role, 'content': turn.content} for turn in turns],
-            'stream': True,
-            'max_tokens': options.max_tokens,
-            'temperature': options.temperature,
-        }
+        if not cancel.is_set():
+            yield from calls.calls()
+
+    def _payload(self, turns: list[ChatTurn], options: GenerationOptions,
+                 tools: list[ToolSpec] | None = None) -> dict[str, Any]:
+        payload = chat_request(self.name, turns, tools or (), options)
         if options.stop:
             payload['stop'] = list(options.stop)
+        return payload
+
+    def _stream(self, payload: dict[str, Any], cancel: threading.Event,
+                calls: StreamedToolCalls | None) -> Iterator[str]:
+        """The text of a streamed answer; tool-call deltas go into ``calls``. Stop closes the connection."""
+        if cancel.is_set():
+            return
         finished = False
-        with _CancelWatch(cancel) as watch:
+        with CancelWatch(cancel) as watch:
             try:
                 with self._client.stream('POST', f'{self.url}/chat/completions', json=payload,
                                          extensions={'trace': watch.trace}) as response:
                     if response.status_code >= 400:
-                        raise status_error(self.server, response.status_code, response.read(), self._api_key,
-                                           self.name)
+                        body = response.read()
+                        if 'tools' in payload and response.status_code in (400, 422):
+                            raise _ToolsRefused(_error_message(body, self._api_key))
+                        raise status_error(self.server, response.status_code, body, self._api_key, self.name)
                     for line in response.iter_lines():
                         if cancel.is_set():
                             return
@@ -207,6 +243,8 @@ class RemoteChatModel:
                         if data == '[DONE]':
                             return
                         piece, done = self._piece(data)
+                        if calls is not None:
+                            calls.add(data)
                         finished = finished or done
                         if piece:
                             yield piece

@@ -258,6 +258,45 @@ class PluginManager:
                 return PluginReply(entry.name, str(reply))
         return None
 
+    async def ask(self, name: object, request: str, conversation_id: str = '') -> PluginReply:
+        """One plugin's answer to ``request``, by name, with the rules ``handle`` keeps: it runs on the plugin's
+        thread within its timeout, a failure or a timeout marks it "error" and comes back as an error reply.
+
+        What a model calls when the plugins are offered to it as tools. A disabled, broken or blocked plugin
+        is refused (``PluginError``); a request its patterns do not match gets an error reply that says so,
+        since a plugin's ``handle`` only knows the messages its patterns select.
+        """
+        entry = self._entry(name)
+        plugin = entry.plugin
+        if plugin is None or not entry.enabled:
+            raise PluginError(f'The {entry.name} plugin is switched off; it cannot be used.')
+        worker = self._worker(entry)
+        if worker.stuck:
+            raise PluginError(f'The {entry.name} plugin is still busy with an earlier request.')
+        timeout = self._timeout(plugin)
+        offer = partial(_offer, plugin, request, self._context(entry, guess_language(request), conversation_id))
+        try:
+            matched, reply = await worker.call(offer, timeout)
+        except WorkerTimeout:
+            reason = f'did not answer within {timeout:g} s'
+            self._fail(entry, reason)
+            return PluginReply(entry.name, f'The {entry.name} plugin {reason}.', error=True)
+        except PatternTimeout as error:
+            self._fail(entry, str(error))
+            return PluginReply(entry.name, f'The {entry.name} plugin could not read that request.', error=True)
+        except Exception as error:  # isolated: the chat and the other plugins carry on
+            log.warning('plugin %s failed', entry.name, exc_info=error)
+            reason = _describe(error)
+            self._fail(entry, reason)
+            return PluginReply(entry.name, f'The {entry.name} plugin failed: {reason}', error=True)
+        if not matched or reply is None:
+            return PluginReply(entry.name, f'The {entry.name} plugin does not understand "{shown(request, 200)}". '
+                                           f'It handles: {entry.description}', error=True)
+        if entry.error:  # it works again
+            entry.error = ''
+            self._publish(entry)
+        return PluginReply(entry.name, str(reply))
+
     def _context(self, entry: PluginEntry, language: str = 'en', conversation_id: str = '') -> PluginContext:
         """What the plugin gets; built on the app's loop, where its two waiting helpers then run."""
         return PluginContext(hub=self.hub, db=self.db, settings=self.settings, language=language,

@@ -180,6 +180,10 @@ MIGRATIONS: list[str] = [
     ALTER TABLE conversations ADD COLUMN system_prompt TEXT;
     ALTER TABLE conversations ADD COLUMN model TEXT;
     ''',
+    # the tools a model called for an answer (JSON list of {name, arguments, ok}); '' for none
+    '''
+    ALTER TABLE messages ADD COLUMN tools TEXT NOT NULL DEFAULT ''
+    ''',
 ]
 
 

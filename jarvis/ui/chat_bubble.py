@@ -44,6 +44,8 @@ class Bubble:
         # one child: Quasar draws every child of a chat message as a bubble of its own
         with self.element, ui.column().classes('gap-0 min-w-0'):
             self.text = mark(SafeMarkdown(message.text).classes('jarvis-bubble-text'), 'bubble-text')
+            # which tools the model called for this answer (a label: text, never HTML)
+            self.used = mark(ui.label('').classes('text-xs opacity-70'), 'bubble-tools')
             self.typing = mark(ui.spinner('dots', size='lg'), 'typing-indicator')
             self.meta = mark(ui.label('').classes('text-xs opacity-70 mt-1'), 'bubble-meta')
             with ui.row().classes('jarvis-bubble-actions items-center gap-0 no-wrap'):
@@ -78,6 +80,8 @@ class Bubble:
             self.text.set_content(message.text)
         streaming = message.status == 'streaming'
         self.typing.set_visibility(streaming and not message.text)
+        self.used.set_text(tools_used(message))
+        self.used.set_visibility(bool(self.used.text))
         self.meta.set_text(meta(message))
         self.meta.set_visibility(bool(self.meta.text))
         self.action.set_visibility(not streaming)
@@ -87,6 +91,13 @@ class Bubble:
         self.next.set_enabled(self.alternative < self.alternatives)
         if message.status == 'error':
             self.element.props('bg-color=red-10 text-color=red-1')
+
+
+def tools_used(message: ChatMessage) -> str:
+    """The small line under an answer that says which tools ran: ``used: top_processes(sort=cpu)``."""
+    labels = [f'{tool.get("arguments") or tool.get("name")}{"" if tool.get("ok", True) else " (failed)"}'
+              for tool in message.tools]
+    return f'used: {", ".join(labels)}' if labels else ''
 
 
 def meta(message: ChatMessage) -> str:

@@ -1,7 +1,9 @@
 """A stand-in Ollama server for tests: a real HTTP server on 127.0.0.1 that speaks Ollama's documented API.
 
 It keeps its state in memory (installed models, running models) and can be told to misbehave:
-an error line in the middle of a pull or a chat, slow chat chunks, a slow first chat line.
+an error line in the middle of a pull or a chat, slow chat chunks, a slow first chat line. A model that
+declares "tools" can be scripted to call one (``tool_call``) and then to answer from the results it gets
+back (``answer_from_tools``), as a tool-calling model does.
 Tests only: the app never imports it.
 """
 from __future__ import annotations
@@ -15,7 +17,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from types import TracebackType
@@ -42,6 +44,7 @@ class FakeModel:
     quantization_level: str = 'Q4_0'
     context_length: int = 2048
     layer_sizes: tuple[int, ...] = (637_699_456, 7_020, 98)
+    capabilities: tuple[str, ...] = ('completion',)  # ('completion', 'tools') for a tool-calling model
     modified_at: str = field(default_factory=lambda: _now().isoformat())
 
     @property
@@ -81,6 +84,10 @@ def parse_keep_alive(value: Any) -> float:
     if not parts:
         return float(value)
     return sum(float(number) * units[unit] for number, unit in parts)
+
+
+def _answer_from_tools(results: list[dict[str, Any]]) -> str:
+    return ' '.join(f'{result.get("tool_name")} said: {result.get("content")}' for result in results)
 
 
 def _line(data: dict[str, Any]) -> bytes:
@@ -129,6 +136,11 @@ class FakeOllama:
         self.load_hold = False
         self.load_go = threading.Event()
         self.loads = 0  # loads answered
+        self.chat_bodies: list[dict[str, Any]] = []  # every /api/chat request, in order
+        # asked with tools, and the last message is not a tool's result: call this ({name, arguments}); None: answer
+        self.tool_call: dict[str, Any] | None = None
+        # given the tool messages that follow the last user message, the answer (default: what they said)
+        self.answer_from_tools: Callable[[list[dict[str, Any]]], str] = _answer_from_tools
 
         self._app = Starlette(routes=[
             Route('/', self._root, methods=['GET', 'HEAD']),
@@ -255,7 +267,7 @@ class FakeOllama:
                 f'{arch}.embedding_length': 2048,
                 'tokenizer.ggml.model': 'llama',
             },
-            'capabilities': ['completion'],
+            'capabilities': list(model.capabilities),
             'modified_at': model.modified_at,
         })
 
@@ -319,14 +331,39 @@ class FakeOllama:
         if self.chat_hold_at == 0 and not await self._chat_held(request):
             return Response(status_code=499)  # nobody reads it: the client went away while it waited
         self._keep(name, body.get('keep_alive'))
+        self.chat_bodies.append(body)
+        messages = body.get('messages') or []
+        if body.get('tools') and self.tool_call is not None and messages and messages[-1].get('role') != 'tool':
+            return StreamingResponse(self._tool_call_lines(name), media_type=NDJSON)
+        if messages and messages[-1].get('role') == 'tool':
+            results = []
+            for message in reversed(messages):
+                if message.get('role') != 'tool':
+                    break
+                results.insert(0, message)
+            return StreamingResponse(self._chat_lines(name, request, self.answer_from_tools(results)),
+                                     media_type=NDJSON)
         return StreamingResponse(self._chat_lines(name, request), media_type=NDJSON)
 
-    def chat_pieces(self) -> list[str]:
-        """The canned reply in the pieces the chat streams: one word (with its space) each."""
-        return re.findall(r'\S+\s*', self.chat_reply)
+    async def _tool_call_lines(self, name: str) -> AsyncIterator[bytes]:
+        """What Ollama streams when the model calls a tool: a line whose message has ``tool_calls`` (the
+        arguments an object), then the closing line."""
+        assert self.tool_call is not None
+        with self._stream_counter():
+            yield _line({'model': name, 'created_at': _now().isoformat(),
+                         'message': {'role': 'assistant', 'content': '', 'tool_calls': [
+                             {'id': 'call_fake_1', 'function': {'index': 0, 'name': self.tool_call['name'],
+                                                                'arguments': self.tool_call.get('arguments', {})}}]},
+                         'done': False})
+            yield _line({'model': name, 'created_at': _now().isoformat(),
+                         'message': {'role': 'assistant', 'content': ''}, 'done': True, 'done_reason': 'stop'})
 
-    async def _chat_lines(self, name: str, request: Request) -> AsyncIterator[bytes]:
-        pieces = self.chat_pieces()
+    def chat_pieces(self, reply: str | None = None) -> list[str]:
+        """The canned reply in the pieces the chat streams: one word (with its space) each."""
+        return re.findall(r'\S+\s*', self.chat_reply if reply is None else reply)
+
+    async def _chat_lines(self, name: str, request: Request, reply: str | None = None) -> AsyncIterator[bytes]:
+        pieces = self.chat_pieces(reply)
         with self._stream_counter():
             for sent, piece in enumerate(pieces):
                 if sent and sent == self.chat_hold_at and not await self._chat_held(request):
