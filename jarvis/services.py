@@ -75,7 +75,7 @@ class Services:
         desktop = DesktopNotifications('J.A.R.V.I.S.', icon=asset('icon.png')) if settings.desktop_notifications else None
         self.alerts = AlertManager(self.hub, self.db, self.store, desktop=desktop)
         # what a model that calls tools is offered (the machine's queries, the enabled plugins), also read by MCP
-        self.tools = ToolRegistry(self.system, self.alerts, self.plugins)
+        self.tools = ToolRegistry(self.system, self.alerts, self.plugins, queries=self.machine)
         self.assistant = Assistant(self.hub, self.db, self.store, settings, self.models, self.plugins,
                                    tools=self.tools)
         self.completions = Completions(self.hub, self.assistant, self.models)  # the /v1 routes

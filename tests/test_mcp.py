@@ -16,8 +16,8 @@ from mcp.client.streamable_http import streamable_http_client
 
 from .helpers.server import AppServer
 
-TOOLS = {'system_metrics', 'top_processes', 'machine_history', 'alerts_overview', 'list_notes', 'list_reminders',
-         'ask_jarvis'}
+TOOLS = {'system_metrics', 'top_processes', 'machine_history', 'alerts_overview', 'why_slow', 'model_fit', 'list_notes',
+         'list_reminders', 'ask_jarvis'}
 TOKEN = 'mcp secret'
 
 

@@ -20,7 +20,7 @@ from .test_processes import start_burner, stop
 
 TOOL_MODEL = 'caller:latest'
 PLAIN_MODEL = 'plain:latest'
-MACHINE_TOOLS = {'system_metrics', 'top_processes', 'machine_history', 'alerts_overview'}
+MACHINE_TOOLS = {'system_metrics', 'top_processes', 'machine_history', 'alerts_overview', 'why_slow', 'model_fit'}
 
 
 @pytest.fixture(scope='module')
@@ -203,3 +203,23 @@ def test_a_model_on_an_openai_compatible_server_calls_tools_too(app: AppServer) 
     finally:
         stop(burner)
         httpx.request('DELETE', app.url + '/api/models/servers/standin', timeout=30)
+
+
+def test_the_model_fit_and_the_diagnosis_are_tools_too(app: AppServer, fake: FakeOllama) -> None:
+    load(app, TOOL_MODEL)
+    fake.tool_call = {'name': 'model_fit', 'arguments': {'params_b': 7}}
+    answer = chat(app, 'Can I run a 7B model?')
+    [result] = tool_messages(fake.chat_bodies[-1])
+    fit = json.loads(result['content'])
+    assert (fit['params_b'], fit['quantization']) == (7.0, 'Q4_K_M') and fit['needed_bytes'] > 4 * 10**9
+    assert fit['ram_free_bytes'] > 0 and fit['holders'], 'the live free memory and who holds it'
+    assert answer['tools'][0]['name'] == 'model_fit' and answer['tools'][0]['ok']
+
+    fake.tool_call = {'name': 'model_fit', 'arguments': {'params_b': -1}}
+    refused = chat(app, 'Can I run a model with minus one billion parameters?')
+    assert not refused['tools'][0]['ok'] and refused['status'] == 'done', 'a bad call is a result, the chat answers'
+
+    fake.tool_call = {'name': 'why_slow', 'arguments': {}}
+    chat(app, 'Why is my computer slow?')
+    [result] = tool_messages(fake.chat_bodies[-1])
+    assert {'findings', 'metrics'} <= set(json.loads(result['content']))

@@ -30,6 +30,7 @@ from ..plugins.manager import PluginError, PluginManager
 
 if TYPE_CHECKING:
     from ..alerts import AlertManager
+    from ..machine.queries import MachineQueries
     from ..metrics import SystemMonitor
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,10 @@ HistoryRange = Annotated[Literal['5m', '1h', '24h', '7d', '30d'], Field(descript
 HistoryPoints = Annotated[int, Field(ge=2, le=2000, description='Most points per series (averaged down).')]
 BusyAt = Annotated[float | None, Field(description='A Unix time: which processes were busy in that minute.')]
 AlertLogLimit = Annotated[int, Field(ge=1, le=1000, description='How many of the latest logged alerts to return.')]
+ModelBillions = Annotated[float, Field(gt=0, le=2000, description='The model\'s size in billions of parameters '
+                                                                  '(7 for a 7B model).')]
+Quantization = Annotated[Literal['Q2_K', 'Q3_K_M', 'Q4_0', 'Q4_K_M', 'Q5_K_M', 'Q6_K', 'Q8_0', 'F16'],
+                         Field(description='The quantization of its weights (Q4_K_M is the usual download).')]
 PluginRequest = Annotated[str, Field(min_length=1, max_length=2000, description=(
     "The request in the plugin's own words, in English or German, as the user would type it in the chat."))]
 
@@ -122,8 +127,9 @@ def _arguments_model(name: str, function: Callable[..., Any]) -> type[BaseModel]
     return _models[key]
 
 
-def machine_tools(system: SystemMonitor, alerts: AlertManager) -> list[Tool]:
-    """The machine's queries, each one call to a domain part's interface."""
+def machine_tools(system: SystemMonitor, alerts: AlertManager, queries: MachineQueries | None = None) -> list[Tool]:
+    """The machine's queries, each one call to a domain part's interface (``queries``: also the diagnosis
+    and the model fit that the System status plugin answers with)."""
 
     async def system_metrics() -> dict[str, Any]:
         """The machine right now (a sample at most one sampling interval old, taken at once otherwise):
@@ -165,8 +171,28 @@ def machine_tools(system: SystemMonitor, alerts: AlertManager) -> list[Tool]:
                 'rules': [rule.to_dict() for rule in await alerts.rules()],
                 'log': [entry.to_dict() for entry in await alerts.log(log_limit)]}
 
-    titles = {system_metrics: 'Live system metrics', top_processes: 'Processes', machine_history: 'History',
-              alerts_overview: 'Alerts'}
+    async def why_slow() -> dict[str, Any]:
+        """Why the machine may feel slow now: findings (each with what, value and limit: a busy CPU, memory
+        pressure, swap in use, a full disk, a hot GPU) and the processes behind them, from a fresh reading
+        and scan; no findings means nothing stands out."""
+        assert queries is not None
+        return (await queries.diagnose()).to_dict()
+
+    async def model_fit(params_b: ModelBillions, quantization: Quantization = 'Q4_K_M') -> dict[str, Any]:
+        """Whether a model of params_b billion parameters at that quantization fits the memory free now:
+        needed_bytes (weights and a 4K context), ram_free_bytes and vram_free_bytes (null without a GPU),
+        fits_ram, fits_vram, shortfall_bytes, the processes holding the most memory, and the model loaded now."""
+        assert queries is not None
+        try:
+            return (await queries.model_fit(params_b, quantization)).to_dict()
+        except ValueError as problem:
+            raise ToolRefused(str(problem)) from None
+
+    titles: dict[Callable[..., Awaitable[dict[str, Any]]], str] = {
+        system_metrics: 'Live system metrics', top_processes: 'Processes', machine_history: 'History',
+        alerts_overview: 'Alerts'}
+    if queries is not None:
+        titles |= {why_slow: 'Why the machine is slow', model_fit: 'Model fit'}
     return [Tool(function.__name__, title, inspect.getdoc(function) or '', function)
             for function, title in titles.items()]
 
@@ -181,9 +207,9 @@ class ToolRegistry:
     """The tools a model is offered now, and the one place a call runs."""
 
     def __init__(self, system: SystemMonitor, alerts: AlertManager, plugins: PluginManager, *,
-                 timeout: float = MACHINE_TOOL_TIMEOUT_S) -> None:
+                 queries: MachineQueries | None = None, timeout: float = MACHINE_TOOL_TIMEOUT_S) -> None:
         self.plugins = plugins
-        self.machine = machine_tools(system, alerts)
+        self.machine = machine_tools(system, alerts, queries)
         self.timeout = timeout
 
     async def offered(self) -> list[Tool]:
