@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from nicegui import app, ui
 
-from . import api, exit_deadline, framework
+from . import api, exit_deadline, framework, native_logs, native_window
 from .config import Settings
 from .resources import asset, assets_dir
 from .services import Services, StartupError
@@ -50,10 +50,14 @@ def create_app(settings: Settings) -> tuple[Services, Callable[[], None]]:
     """
     services = Services(settings)
 
+    async def quiet_native_logs() -> None:  # before a model loads: llama.cpp's lines go to the debug log
+        await asyncio.to_thread(native_logs.route_llama_cpp_logs)
+
     async def start() -> None:
         with contextlib.suppress(StartupError):  # pages and routes learn it from wait_ready; run() quits
             await services.start()
 
+    app.on_startup(quiet_native_logs)
     app.on_startup(start)
     app.on_shutdown(services.stop)
     # Host, Origin, the access token, JSON bodies and the body limit, before every route and socket
@@ -64,13 +68,19 @@ def create_app(settings: Settings) -> tuple[Services, Callable[[], None]]:
     return services, build_root(services, views())
 
 
-def run(settings: Settings, *, native: bool, show: bool, native_port: int | None = None) -> int:
+def run(settings: Settings, *, native: bool, show: bool, native_port: int | None = None,
+        announce: Callable[[], None] | None = None) -> int:
     """Serve the app until it is closed; returns the exit code. Raises ``StartupError`` (before serving)
-    when the port, the data folder or the database cannot be used."""
+    when the port, the data folder or the database cannot be used. ``announce`` runs once the port is
+    known to be free (it prints the address)."""
     port = native_port if native else settings.port
     if port is not None:  # the native window picks a free port unless told one
         _check_port(settings.host, port)
     services, root = create_app(settings)
+    if announce is not None:
+        announce()
+    if native:
+        app.on_startup(lambda: native_window.attach(services.hub))
     framework.calm_server_loop()
     app.on_startup(lambda: _quit_if_start_fails(services))
     app.on_startup(lambda: _bound_quitting(services))

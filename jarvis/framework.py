@@ -48,6 +48,21 @@ def use_qt_backend(min_size: tuple[int, int]) -> None:
     app.native.window_args['min_size'] = min_size
 
 
+def native_window() -> Any | None:
+    """The native window (a proxy to pywebview's window in the window's process), None in browser mode."""
+    return app.native.main_window
+
+
+def on_native_event(event_type: str, handler: Callable[[], Any]) -> None:
+    """Call ``handler()`` on one of pywebview's window events ('minimized', 'restored', 'shown', ...)."""
+    app.native.on(event_type, lambda _event: handler())
+
+
+def quit_app() -> None:
+    """Quit as closing the window does: the server stops cleanly, then the process ends."""
+    app.shutdown()
+
+
 async def save_file(data: bytes, filename: str, media_type: str) -> Path | None:
     """A download in a browser; a save dialog in the native window, which has no downloads.
 
@@ -117,6 +132,8 @@ def problems() -> list[str]:
         found.append('app.native has no start_args / window_args')
     if not hasattr(app.native, 'main_window'):
         found.append('app.native has no main_window')
+    if not callable(getattr(app.native, 'on', None)):
+        found.append('app.native has no on() for window events')
     on_tick = getattr(uvicorn.Server, 'on_tick', None)
     if not callable(on_tick) or list(inspect.signature(on_tick).parameters) != ['self', 'counter']:
         found.append('uvicorn.Server.on_tick(counter) changed')
