@@ -228,6 +228,32 @@ async def test_theme_defaults_to_dark_and_persists(jarvis: Harness, user: User) 
     assert other.find(kind=ui.dark_mode).elements.pop().value is False
 
 
+async def test_the_theme_follows_in_every_open_window_at_once(jarvis: Harness) -> None:
+    first, second = jarvis.new_user(), jarvis.new_user()
+    await first.open('/')
+    await second.open('/chat')  # already open, on another view: no reload
+    second_dark = second.find(kind=ui.dark_mode).elements.pop()
+    toggle = second.find(marker='theme-toggle').elements.pop()
+    assert second_dark.value is True and toggle.props['aria-label'] == 'Switch to light theme'
+    first.find(marker='theme-toggle').click()
+    for _ in range(100):
+        if second_dark.value is False:
+            break
+        await asyncio.sleep(0.02)
+    assert second_dark.value is False, 'the other window followed'
+    assert toggle.props['icon'] == 'dark_mode' and toggle.props['aria-label'] == 'Switch to dark theme'
+    assert jarvis.services.preferences.dark_mode is False, 'and the choice persists'
+
+
+async def test_icon_only_header_buttons_have_accessible_names_and_tooltips(user: User) -> None:
+    await user.open('/')
+    for button in user.find(kind=ui.button).elements:
+        if button.props.get('icon') and not button.props.get('label') and not getattr(button, 'text', ''):
+            assert button.props.get('aria-label'), f'{button.props["icon"]} has no accessible name'
+            assert any(isinstance(child, ui.tooltip) for child in button.client.elements.values()
+                       if child.props.get('target') == f'#{button.html_id}'), f'{button.props["icon"]} has no tooltip'
+
+
 # --- the Processes panel ------------------------------------------------------------------------
 
 def process(pid: int, name: str, cpu: float | None, memory: int, gpu: int | None = None) -> ProcessInfo:
