@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from nicegui import app, ui
 
-from . import api, exit_deadline, framework, native_logs, native_window
+from . import api, exit_deadline, framework, native_logs, native_window, tray
 from .config import Settings
 from .resources import asset, assets_dir
 from .services import Services, StartupError
@@ -80,7 +80,10 @@ def run(settings: Settings, *, native: bool, show: bool, native_port: int | None
     if announce is not None:
         announce()
     if native:
-        app.on_startup(lambda: native_window.attach(services.hub))
+        assert port is not None  # the command picks the native window's port
+        app.on_startup(lambda: native_window.attach(services.hub, f'http://127.0.0.1:{port}',
+                                                    services.assistant.new_conversation))
+        app.on_startup(lambda: _start_tray(services))
     framework.calm_server_loop()
     app.on_startup(lambda: _quit_if_start_fails(services))
     app.on_startup(lambda: _bound_quitting(services))
@@ -104,6 +107,20 @@ def run(settings: Settings, *, native: bool, show: bool, native_port: int | None
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
     return 1 if services.failure else 0
+
+
+def _start_tray(services: Services) -> None:
+    """The tray icon where the desktop has a tray; without one, closing the window quits (as always)."""
+    if (reason := tray.unavailable()) is not None:
+        log.info('no tray icon (%s): closing the window quits the app', reason)
+        return
+    icon = tray.Tray(services.hub)
+    try:
+        icon.start()
+    except Exception as error:  # pylint: disable=broad-except  # a tray that fails must not stop the app
+        log.warning('no tray icon: it could not start (%s)', error)
+        return
+    app.on_shutdown(icon.stop)
 
 
 def _check_port(host: str, port: int) -> None:

@@ -240,7 +240,7 @@ def _prepare_qt(env: dict[str, str] | os._Environ = os.environ, *, quiet: bool =
         # --log-level DEBUG shows them again. A value the user set wins.
         if '--log-level' not in flags:
             flags = f'{flags} --log-level=3'
-        env.setdefault('QT_LOGGING_RULES', '*.debug=false;*.info=false;*.warning=false;qt.qpa.*=false')
+        env.setdefault('QT_LOGGING_RULES', '*.debug=false;*.info=false;*.warning=false;js=false;qt.qpa.*=false')
     env['QTWEBENGINE_CHROMIUM_FLAGS'] = flags.strip()
 
 

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from . import events, framework
@@ -23,8 +24,10 @@ def visibility_script(state: str) -> str:
 
 
 class NativeWindow:
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: Hub, base_url: str, new_conversation: Callable[[], Awaitable[Any]] | None = None) -> None:
         self.hub = hub
+        self.base_url = base_url  # where the window's pages are served
+        self.new_conversation = new_conversation
         self.hidden = False  # hidden (to the tray) or minimised
 
     def start(self) -> None:
@@ -44,6 +47,11 @@ class NativeWindow:
         elif request.action in ('hide', 'toggle'):
             window.hide()
             await self._tell_page('hidden')
+        elif request.action == 'new_conversation':
+            if self.new_conversation is not None:
+                await self.new_conversation()  # the newest conversation: the Chat view opens on it
+            await self.show(window)
+            window.load_url(f'{self.base_url}/chat')
         elif request.action == 'quit':
             framework.quit_app()
 
@@ -69,10 +77,10 @@ class NativeWindow:
 _attached: NativeWindow | None = None
 
 
-def attach(hub: Hub) -> NativeWindow:
+def attach(hub: Hub, base_url: str, new_conversation: Callable[[], Awaitable[Any]] | None = None) -> NativeWindow:
     """Connect the native window to the hub (once, at startup, on the event loop)."""
     global _attached  # pylint: disable=global-statement
     if _attached is None:
-        _attached = NativeWindow(hub)
+        _attached = NativeWindow(hub, base_url, new_conversation)
         _attached.start()
     return _attached
