@@ -71,14 +71,18 @@ def create_app(settings: Settings) -> tuple[Services, Callable[[], None]]:
 def run(settings: Settings, *, native: bool, show: bool, native_port: int | None = None,
         announce: Callable[[], None] | None = None) -> int:
     """Serve the app until it is closed; returns the exit code. Raises ``StartupError`` (before serving)
-    when the port, the data folder or the database cannot be used. ``announce`` runs once the port is
-    known to be free (it prints the address)."""
+    when the port, the data folder or the database cannot be used. ``announce`` runs once the app has
+    started (it prints the address)."""
     port = native_port if native else settings.port
     if port is not None:  # the native window picks a free port unless told one
         _check_port(settings.host, port)
     services, root = create_app(settings)
     if announce is not None:
-        announce()
+        async def announce_when_ready() -> None:  # a start that fails says so instead, in its one line
+            with contextlib.suppress(StartupError):
+                await services.wait_ready()
+                announce()
+        app.on_startup(announce_when_ready)
     if native:
         assert port is not None  # the command picks the native window's port
         app.on_startup(lambda: native_window.attach(services.hub, f'http://127.0.0.1:{port}',

@@ -123,7 +123,15 @@ def main(argv: list[str] | None = None) -> int:
         log.debug('no instance lock in %s: %s', settings.data_dir, error)
         _instance_lock = None
 
-    if native and (reason := native_window_unavailable()):
+    # Qt is probed in a child process while this one imports the app (the two take about as long): the
+    # window opens sooner than with one after the other
+    probe = NativeProbe.start() if native else None
+    # NiceGUI keeps app.storage in ./.nicegui (the working directory, e.g. a bundle's folder) unless
+    # NICEGUI_STORAGE_PATH says otherwise; it reads the variable once, when nicegui is imported (next line)
+    os.environ.setdefault('NICEGUI_STORAGE_PATH', str(settings.data_dir / 'nicegui'))
+    from .app import run  # pylint: disable=import-outside-toplevel  # keeps --help fast
+    from .services import StartupError  # pylint: disable=import-outside-toplevel
+    if probe is not None and (reason := probe.result()):
         print(f'jarvis: no native window ({reason}); serving in browser mode instead.', file=sys.stderr)
         native = False
     if native:
@@ -132,10 +140,13 @@ def main(argv: list[str] | None = None) -> int:
     settings = settings.with_changes(port=port)
     if _instance_lock is not None:
         mode: Mode = 'native' if native else 'headless' if args.no_open else 'browser'
-        _instance_lock.record(InstanceInfo(pid=os.getpid(), host=args.host, port=port, mode=mode, token=token))
+        try:
+            _instance_lock.record(InstanceInfo(pid=os.getpid(), host=args.host, port=port, mode=mode, token=token))
+        except OSError as error:  # a full disk: the lock still holds; the start says what is wrong below
+            log.debug('could not record this instance in %s: %s', _instance_lock.path, error)
 
     def announce() -> None:
-        """What the user needs at start, once the port is known to be free: the address (every mode)."""
+        """What the user needs once the app has started: the address (every mode)."""
         if args.insecure and not is_loopback(args.host):
             print(insecure_warning(args.host, port), file=sys.stderr)
         if token and not is_loopback(args.host):
@@ -143,11 +154,6 @@ def main(argv: list[str] | None = None) -> int:
         print(address_line(args.host, port, token if not is_loopback(args.host) else None), file=sys.stderr,
               flush=True)
 
-    # NiceGUI keeps app.storage in ./.nicegui (the working directory, e.g. a bundle's folder) unless
-    # NICEGUI_STORAGE_PATH says otherwise; it reads the variable once, when nicegui is imported (next line)
-    os.environ.setdefault('NICEGUI_STORAGE_PATH', str(settings.data_dir / 'nicegui'))
-    from .app import run  # pylint: disable=import-outside-toplevel  # keeps --help fast
-    from .services import StartupError  # pylint: disable=import-outside-toplevel
     # uvicorn shuts down cleanly on SIGTERM and then raises the signal again; this handler turns
     # that into a normal exit (code 0), as closing the window or Ctrl+C does
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -192,34 +198,58 @@ def _desktop_integration(args: argparse.Namespace) -> int:
 
 def native_window_unavailable() -> str | None:
     """Why a native window cannot open here, or None when it can."""
-    if importlib.util.find_spec('webview') is None:
-        return 'pywebview is not installed'
-    if sys.platform.startswith('linux'):
-        if not (os.environ.get('DISPLAY') or os.environ.get('WAYLAND_DISPLAY')):
-            return 'no display: neither DISPLAY nor WAYLAND_DISPLAY is set'
-        if importlib.util.find_spec('PyQt6') is None and importlib.util.find_spec('gi') is None:
-            return 'no GUI backend for pywebview: install pywebview[qt]'
-        if importlib.util.find_spec('PyQt6') is not None:
-            return _run_probe()
-    return None
+    return NativeProbe.start().result()
 
 
-def _run_probe() -> str | None:
-    """Start Qt once in a child process: a missing system library shows there, not as a crash here."""
-    command = [sys.executable, PROBE_FLAG] if getattr(sys, 'frozen', False) \
-        else [sys.executable, '-m', 'jarvis', PROBE_FLAG]
-    env = dict(os.environ)
-    _prepare_qt(env, quiet=True)
-    try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=30, env=env, check=False)
-    except (OSError, subprocess.TimeoutExpired) as error:
-        return f'the GUI backend did not start ({error})'
-    if result.returncode != 0:
-        lines = [line for line in (result.stderr or result.stdout).splitlines() if line.strip()]
-        detail = next((line for line in lines if 'qt.qpa' in line or 'Error' in line or 'error' in line),
-                      lines[-1] if lines else f'exit code {result.returncode}')
-        return f'the Qt GUI backend cannot start: {detail.strip()[:200]}'
-    return None
+class NativeProbe:
+    """Whether a native window can open: quick checks here, Qt started once in a child process (a missing
+    system library shows there, not as a crash here), which runs while the caller goes on."""
+
+    def __init__(self, reason: str | None, process: subprocess.Popen | None) -> None:
+        self._reason = reason
+        self._process = process
+
+    @classmethod
+    def start(cls) -> NativeProbe:
+        if importlib.util.find_spec('webview') is None:
+            return cls('pywebview is not installed', None)
+        if sys.platform.startswith('linux'):
+            if not (os.environ.get('DISPLAY') or os.environ.get('WAYLAND_DISPLAY')):
+                return cls('no display: neither DISPLAY nor WAYLAND_DISPLAY is set', None)
+            if importlib.util.find_spec('PyQt6') is None and importlib.util.find_spec('gi') is None:
+                return cls('no GUI backend for pywebview: install pywebview[qt]', None)
+            if importlib.util.find_spec('PyQt6') is not None:
+                return cls._start_qt_probe()
+        return cls(None, None)
+
+    @classmethod
+    def _start_qt_probe(cls) -> NativeProbe:
+        command = [sys.executable, PROBE_FLAG] if getattr(sys, 'frozen', False) \
+            else [sys.executable, '-m', 'jarvis', PROBE_FLAG]
+        env = dict(os.environ)
+        _prepare_qt(env, quiet=False)  # its messages say what is missing
+        try:
+            process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        except OSError as error:
+            return cls(f'the GUI backend did not start ({error})', None)
+        return cls(None, process)
+
+    def result(self, timeout: float = 30.0) -> str | None:
+        """Why no native window can open (waits for the child), or None when one can."""
+        if self._process is None:
+            return self._reason
+        try:
+            stdout, stderr = self._process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired as error:
+            self._process.kill()
+            self._process.communicate()
+            return f'the GUI backend did not start ({error})'
+        if self._process.returncode != 0:
+            lines = [line for line in (stderr or stdout).splitlines() if line.strip()]
+            detail = next((line for line in lines if 'qt.qpa' in line or 'Error' in line or 'error' in line),
+                          lines[-1] if lines else f'exit code {self._process.returncode}')
+            return f'the Qt GUI backend cannot start: {detail.strip()[:200]}'
+        return None
 
 
 def _probe_native_window() -> int:

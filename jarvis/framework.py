@@ -86,10 +86,11 @@ async def save_file(data: bytes, filename: str, media_type: str) -> Path | None:
 # --- uvicorn: a calmer server heartbeat ---------------------------------------------------------
 # uvicorn's server loop wakes ten times a second to see whether it should stop. On an idle app that
 # polling is most of the CPU it uses (measured: about 0.09 CPU-seconds per minute of the app's
-# 0.25). Waking twice a second keeps everything uvicorn does on a tick (the Date header once per
-# second, the exit check) and only delays shutdown by up to half a second.
+# 0.25). Waking once a second keeps everything uvicorn does on a tick (the Date header once per
+# second, the exit check) and only delays shutdown by up to a second. (Once instead of twice a second:
+# with no window, or the only one hidden, measured 0.045 instead of 0.070 CPU-s per minute.)
 
-SERVER_TICK_S = 0.5
+SERVER_TICK_S = 1.0
 _UVICORN_TICK_S = 0.1  # what uvicorn's on_tick() counts in
 
 

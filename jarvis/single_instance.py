@@ -96,7 +96,8 @@ class InstanceLock:
             with contextlib.suppress(OSError):
                 self._file.seek(0)
                 self._file.truncate()
-            self._file.close()  # closing releases the OS lock
+            with contextlib.suppress(OSError):  # a full disk: a write still buffered cannot be flushed
+                self._file.close()  # closing releases the OS lock (the process's end would too)
             self._file = None
 
 

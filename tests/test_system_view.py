@@ -245,13 +245,27 @@ async def test_the_theme_follows_in_every_open_window_at_once(jarvis: Harness) -
     assert jarvis.services.preferences.dark_mode is False, 'and the choice persists'
 
 
+def tooltip_of(button: ui.button) -> str | None:
+    """The tooltip's text, inside the button or pointed at it."""
+    for element in button.client.elements.values():
+        if isinstance(element, ui.tooltip) and (element.parent_slot is not None and element.parent_slot.parent is button
+                                                or element.props.get('target') == f'#{button.html_id}'):
+            return element.text
+    return None
+
+
 async def test_icon_only_header_buttons_have_accessible_names_and_tooltips(user: User) -> None:
     await user.open('/')
+    theme = user.find(marker='theme-toggle').elements.pop()
+    assert isinstance(theme, ui.button) and not theme.text, 'the theme button shows its icon only'
+    checked = 0
     for button in user.find(kind=ui.button).elements:
-        if button.props.get('icon') and not button.props.get('label') and not getattr(button, 'text', ''):
+        if button.props.get('icon') and not button.props.get('label') and not button.text:
             assert button.props.get('aria-label'), f'{button.props["icon"]} has no accessible name'
-            assert any(isinstance(child, ui.tooltip) for child in button.client.elements.values()
-                       if child.props.get('target') == f'#{button.html_id}'), f'{button.props["icon"]} has no tooltip'
+            assert tooltip_of(button), f'{button.props["icon"]} has no tooltip'
+            checked += 1
+    assert checked >= 2, 'the navigation and theme buttons at least'
+    assert tooltip_of(theme) == theme.props['aria-label'] == 'Switch to light theme'
 
 
 # --- the Processes panel ------------------------------------------------------------------------

@@ -70,7 +70,8 @@ def build_root(services: Services, views: list[View]) -> Callable[[], None]:
             mark(LiveIndicator('Connected', 'Offline'), 'connection-indicator')
             theme_button = mark(ui.button(on_click=lambda: services.preferences.set_dark_mode(not dark.value))
                                 .props('flat round dense color=white'), 'theme-toggle')
-            theme_tooltip = theme_button.tooltip('')
+            with theme_button:
+                theme_tooltip = ui.tooltip('')
             _show_theme(theme_button, theme_tooltip, dark.value)
 
         def follow_theme(change: ThemeChanged) -> None:  # this window's choice or another's: all follow at once
