@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .helpers.browser import STRICT
+from .helpers.browser import STRICT, wait_for
 from .helpers.server import AppServer
 
 pytestmark = [
@@ -113,7 +113,8 @@ def test_native_window_opens_loads_the_page_and_closes_cleanly(tmp_path: Path, d
                                 capture_output=True, text=True, timeout=60, env=app.environment(), check=False)
         assert second.returncode == 0, second.stderr
         assert 'its window is in front now' in second.stderr
-        assert httpx.get(app.url + '/api/hub/stats').json()['visible'] == 1
+        wait_for(lambda: httpx.get(app.url + '/api/hub/stats').json()['visible'] == 1, timeout=30,
+                 message='the window in front is visible')
         screenshot = tmp_path / 'native-window.png'
         if shutil.which('import'):
             subprocess.run(['import', '-display', display, '-window', 'root', str(screenshot)], check=False)
