@@ -20,9 +20,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Literal
 
-import httpx
-import psutil
-
 log = logging.getLogger(__name__)
 
 LOCK_NAME = 'instance.lock'
@@ -75,6 +72,7 @@ class InstanceLock:
             raise AlreadyRunning(info)
         stale = _parse(handle.read())
         if stale is not None and stale.pid != os.getpid():
+            import psutil  # pylint: disable=import-outside-toplevel  # jarvis.cli is imported by the window process too
             # the OS released its lock: that process ended (a crash or a kill leaves the file behind)
             alive = psutil.pid_exists(stale.pid)
             log.info('a lock left by an earlier J.A.R.V.I.S. (pid %d%s) was ignored', stale.pid,
@@ -104,6 +102,8 @@ class InstanceLock:
 def hand_over(info: InstanceInfo, *, timeout: float = 15.0) -> dict | None:
     """Ask the running app to show itself; its answer, or None when it did not answer within ``timeout``
     (it may still be starting: its lock is taken before its server listens)."""
+    import httpx  # pylint: disable=import-outside-toplevel  # only a second start needs it
+    import psutil  # pylint: disable=import-outside-toplevel
     headers = {'X-Jarvis-Token': info.token} if info.token else {}
     deadline = time.monotonic() + timeout
     while True:
