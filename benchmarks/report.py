@@ -70,6 +70,15 @@ def rows(results: dict[str, Any]) -> list[list[str]]:
                       _spread(s['app']['page_updates_per_min'], 1),
                       f'{_spread(s["glances"]["page_updates_per_min"], 1)} / '
                       f'{_spread(s["glances_noproc"]["page_updates_per_min"], 1)}', NA, NA, NA])
+        hidden = idle.get('hidden')
+        if hidden and 'stats' in hidden:
+            h = hidden['stats']
+            table.append([f'Idle, the only window hidden ({len(hidden["runs"])}× {window:g} s)',
+                          'CPU-s per minute (server tree); 0.03 CPU-s/min = 0.05 % of a core',
+                          _spread(h['cpu_s_per_min'], 3), NA, NA, _target_text(hidden['targets']['cpu_s_per_min']),
+                          _met(hidden['targets']['cpu_s_per_min'])])
+            table.append(['Idle, the only window hidden', 'Page updates per minute while hidden (check: none)',
+                          _spread(h['page_updates_per_min'], 1), NA, NA, NA, NA])
     elif idle:
         table.append(['Idle', 'failed: ' + idle.get('error', '?'), NA, NA, NA, NA, 'not measured'])
 
@@ -113,6 +122,15 @@ def rows(results: dict[str, Any]) -> list[list[str]]:
                           _spread(s['app_with_model'], 2), _spread(s['glances'], 2),
                           _num(start['ratio_app_with_model_vs_glances']),
                           _target_text(t['app_with_model_s'], ' s'), _met(t['app_with_model_s'])])
+        live = start.get('live')
+        if live and 'stats' in live:
+            labels = {'native': 'Launch → live values in the native window (Xvfb), s',
+                      'browser': 'Launch → live values in a browser (headless Chromium), s'}
+            for subject, stats in live['stats'].items():
+                table.append([f'Start-up ({live["settings"]["repeat"]}×)', labels[subject], _spread(stats, 2), NA, NA,
+                              _target_text(live['targets'][f'{subject}_s'], ' s'), _met(live['targets'][f'{subject}_s'])])
+        elif live:
+            table.append(['Start-up', 'live values: failed: ' + live.get('error', '?'), NA, NA, NA, NA, 'not measured'])
     elif start:
         table.append(['Start-up', 'failed: ' + start.get('error', '?'), NA, NA, NA, NA, 'not measured'])
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from nicegui import app, ui
 
-from . import api, exit_deadline, framework
+from . import api, exit_deadline, framework, native_logs, native_window, tray
 from .config import Settings
 from .resources import asset, assets_dir
 from .services import Services, StartupError
@@ -51,10 +51,14 @@ def create_app(settings: Settings) -> tuple[Services, Callable[[], None]]:
     services = Services(settings)
     framework.quiet_window_timeouts()
 
+    async def quiet_native_logs() -> None:  # before a model loads: llama.cpp's lines go to the debug log
+        await asyncio.to_thread(native_logs.route_llama_cpp_logs)
+
     async def start() -> None:
         with contextlib.suppress(StartupError):  # pages and routes learn it from wait_ready; run() quits
             await services.start()
 
+    app.on_startup(quiet_native_logs)
     app.on_startup(start)
     app.on_shutdown(services.stop)
     # Host, Origin, the access token, JSON bodies and the body limit, before every route and socket
@@ -65,13 +69,26 @@ def create_app(settings: Settings) -> tuple[Services, Callable[[], None]]:
     return services, build_root(services, views())
 
 
-def run(settings: Settings, *, native: bool, show: bool, native_port: int | None = None) -> int:
+def run(settings: Settings, *, native: bool, show: bool, native_port: int | None = None,
+        announce: Callable[[], None] | None = None) -> int:
     """Serve the app until it is closed; returns the exit code. Raises ``StartupError`` (before serving)
-    when the port, the data folder or the database cannot be used."""
+    when the port, the data folder or the database cannot be used. ``announce`` runs once the app has
+    started (it prints the address)."""
     port = native_port if native else settings.port
     if port is not None:  # the native window picks a free port unless told one
         _check_port(settings.host, port)
     services, root = create_app(settings)
+    if announce is not None:
+        async def announce_when_ready() -> None:  # a start that fails says so instead, in its one line
+            with contextlib.suppress(StartupError):
+                await services.wait_ready()
+                announce()
+        app.on_startup(announce_when_ready)
+    if native:
+        assert port is not None  # the command picks the native window's port
+        app.on_startup(lambda: native_window.attach(services.hub, f'http://127.0.0.1:{port}',
+                                                    services.assistant.new_conversation))
+        app.on_startup(lambda: _start_tray(services))
     framework.calm_server_loop()
     app.on_startup(lambda: _quit_if_start_fails(services))
     app.on_startup(lambda: _bound_quitting(services))
@@ -95,6 +112,20 @@ def run(settings: Settings, *, native: bool, show: bool, native_port: int | None
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
     return 1 if services.failure else 0
+
+
+def _start_tray(services: Services) -> None:
+    """The tray icon where the desktop has a tray; without one, closing the window quits (as always)."""
+    if (reason := tray.unavailable()) is not None:
+        log.info('no tray icon (%s): closing the window quits the app', reason)
+        return
+    icon = tray.Tray(services.hub)
+    try:
+        icon.start()
+    except Exception as error:  # pylint: disable=broad-except  # a tray that fails must not stop the app
+        log.warning('no tray icon: it could not start (%s)', error)
+        return
+    app.on_shutdown(icon.stop)
 
 
 def _check_port(host: str, port: int) -> None:

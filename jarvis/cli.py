@@ -7,16 +7,21 @@ import logging
 import multiprocessing
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from . import __version__
+from .addresses import address_line, app_url, insecure_warning
 from .config import DEFAULT_HOST, DEFAULT_PORT, Settings
+from .single_instance import AlreadyRunning, InstanceInfo, InstanceLock, Mode, hand_over
 
 log = logging.getLogger('jarvis')
 
 PROBE_FLAG = '--probe-native-window'
+_instance_lock: InstanceLock | None = None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,6 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help='load no model by itself: none waits for the first message (neither the last one used '
                              'nor, installing it, the default Gemma model) until one is loaded in Models')
     parser.add_argument('--log-level', default='INFO', choices=['DEBUG', 'INFO', 'WARNING', 'ERROR'])
+    desktop = parser.add_argument_group('desktop integration (Linux, XDG)')
+    desktop.add_argument('--install-desktop-entry', action='store_true',
+                         help='add J.A.R.V.I.S. with its icon to the desktop\'s applications ($XDG_DATA_HOME), then exit')
+    desktop.add_argument('--uninstall-desktop-entry', action='store_true',
+                         help='remove that entry, its icon and the autostart entry, then exit')
+    desktop.add_argument('--autostart', choices=['on', 'off'],
+                         help='start J.A.R.V.I.S. with the desktop session or not ($XDG_CONFIG_HOME/autostart; '
+                              'off unless turned on), then exit')
     parser.add_argument('--version', action='version', version=f'J.A.R.V.I.S. Desktop {__version__}')
     parser.add_argument(PROBE_FLAG, action='store_true', help=argparse.SUPPRESS)
     return parser
@@ -67,11 +80,15 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.probe_native_window:
         return _probe_native_window()
+    if args.install_desktop_entry or args.uninstall_desktop_entry or args.autostart:
+        return _desktop_integration(args)
     logging.basicConfig(level=args.log_level, format='%(asctime)s %(levelname)s %(name)s: %(message)s')
+    if args.log_level != 'DEBUG':  # a quiet console: libraries' lines about each request are not the app's
+        for chatty in ('httpx', 'httpcore'):
+            logging.getLogger(chatty).setLevel(logging.WARNING)
 
     from .security import (  # pylint: disable=import-outside-toplevel
         FlagError,
-        encode_token,
         is_loopback,
         parse_allowed_host,
         parse_allowed_origin,
@@ -95,28 +112,53 @@ def main(argv: list[str] | None = None) -> int:
     if args.data_dir is not None:
         settings = settings.with_changes(data_dir=args.data_dir.expanduser().resolve())
 
-    if native and (reason := native_window_unavailable()):
-        print(f'jarvis: no native window ({reason}); serving in browser mode at '
-              f'http://{_display_host(args.host)}:{settings.port}/ instead.', file=sys.stderr)
-        native = False
-    if native:
-        _prepare_qt()
-    if token and not is_loopback(args.host):
-        # percent-encoded in the address, so that a token with spaces, & or # pastes as one piece
-        print(f'jarvis: access token: {token}\n'
-              f'jarvis: open http://{_display_host(args.host)}:{settings.port}/?token={encode_token(token)}',
-              file=sys.stderr)
+    # one app per data folder: a second start shows the running one and ends here
+    global _instance_lock  # pylint: disable=global-statement  # held (open) until the process ends
+    _instance_lock = InstanceLock(settings.data_dir)
+    try:
+        _instance_lock.acquire()
+    except AlreadyRunning as running:
+        return _hand_over(running, settings, open_browser=not args.no_open)
+    except OSError as error:  # the data folder cannot be written: the start below says so in its words
+        log.debug('no instance lock in %s: %s', settings.data_dir, error)
+        _instance_lock = None
 
+    # Qt is probed in a child process while this one imports the app (the two take about as long): the
+    # window opens sooner than with one after the other
+    probe = NativeProbe.start() if native else None
     # NiceGUI keeps app.storage in ./.nicegui (the working directory, e.g. a bundle's folder) unless
     # NICEGUI_STORAGE_PATH says otherwise; it reads the variable once, when nicegui is imported (next line)
     os.environ.setdefault('NICEGUI_STORAGE_PATH', str(settings.data_dir / 'nicegui'))
     from .app import run  # pylint: disable=import-outside-toplevel  # keeps --help fast
     from .services import StartupError  # pylint: disable=import-outside-toplevel
+    if probe is not None and (reason := probe.result()):
+        print(f'jarvis: no native window ({reason}); serving in browser mode instead.', file=sys.stderr)
+        native = False
+    if native:
+        _prepare_qt(quiet=args.log_level != 'DEBUG')
+    port = args.port or (_free_port(args.host) if native else settings.port)
+    settings = settings.with_changes(port=port)
+    if _instance_lock is not None:
+        mode: Mode = 'native' if native else 'headless' if args.no_open else 'browser'
+        try:
+            _instance_lock.record(InstanceInfo(pid=os.getpid(), host=args.host, port=port, mode=mode, token=token))
+        except OSError as error:  # a full disk: the lock still holds; the start says what is wrong below
+            log.debug('could not record this instance in %s: %s', _instance_lock.path, error)
+
+    def announce() -> None:
+        """What the user needs once the app has started: the address (every mode)."""
+        if args.insecure and not is_loopback(args.host):
+            print(insecure_warning(args.host, port), file=sys.stderr)
+        if token and not is_loopback(args.host):
+            print(f'jarvis: access token: {token}', file=sys.stderr)  # for scripts (X-Jarvis-Token)
+        print(address_line(args.host, port, token if not is_loopback(args.host) else None), file=sys.stderr,
+              flush=True)
+
     # uvicorn shuts down cleanly on SIGTERM and then raises the signal again; this handler turns
     # that into a normal exit (code 0), as closing the window or Ctrl+C does
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        return run(settings, native=native, show=not args.no_open, native_port=args.port)
+        return run(settings, native=native, show=not args.no_open, native_port=port, announce=announce)
     except StartupError as error:  # the port, the data folder or the database cannot be used: say what to do
         log.debug('the start failed', exc_info=True)
         print(f'jarvis: {error}', file=sys.stderr)
@@ -126,38 +168,88 @@ def main(argv: list[str] | None = None) -> int:
         print(f'jarvis: J.A.R.V.I.S. could not start ({type(error).__name__}: {error}); start it with '
               f'--log-level DEBUG to see where.', file=sys.stderr)
         return 1
+    finally:
+        if _instance_lock is not None:  # a clean exit leaves an empty lock (the OS frees it on any exit)
+            _instance_lock.release()
+
+
+def _desktop_integration(args: argparse.Namespace) -> int:
+    from . import desktop_entry  # pylint: disable=import-outside-toplevel
+    if not sys.platform.startswith('linux'):
+        print('jarvis: desktop entries and autostart are for Linux desktops (XDG) only.', file=sys.stderr)
+        return 2
+    try:
+        if args.uninstall_desktop_entry:
+            removed = desktop_entry.uninstall()
+            print('jarvis: removed ' + (', '.join(map(str, removed)) if removed else 'nothing (none was installed)'))
+        if args.install_desktop_entry:
+            written = desktop_entry.install()
+            print('jarvis: installed ' + ', '.join(map(str, written)))
+        if args.autostart:
+            path = desktop_entry.set_autostart(args.autostart == 'on')
+            print(f'jarvis: J.A.R.V.I.S. starts with the session ({path})' if args.autostart == 'on'
+                  else 'jarvis: J.A.R.V.I.S. no longer starts with the session')
+    except OSError as error:
+        print(f'jarvis: could not write the desktop entry ({error.strerror or error}: {error.filename}).',
+              file=sys.stderr)
+        return 1
+    return 0
 
 
 def native_window_unavailable() -> str | None:
     """Why a native window cannot open here, or None when it can."""
-    if importlib.util.find_spec('webview') is None:
-        return 'pywebview is not installed'
-    if sys.platform.startswith('linux'):
-        if not (os.environ.get('DISPLAY') or os.environ.get('WAYLAND_DISPLAY')):
-            return 'no display: neither DISPLAY nor WAYLAND_DISPLAY is set'
-        if importlib.util.find_spec('PyQt6') is None and importlib.util.find_spec('gi') is None:
-            return 'no GUI backend for pywebview: install pywebview[qt]'
-        if importlib.util.find_spec('PyQt6') is not None:
-            return _run_probe()
-    return None
+    return NativeProbe.start().result()
 
 
-def _run_probe() -> str | None:
-    """Start Qt once in a child process: a missing system library shows there, not as a crash here."""
-    command = [sys.executable, PROBE_FLAG] if getattr(sys, 'frozen', False) \
-        else [sys.executable, '-m', 'jarvis', PROBE_FLAG]
-    env = dict(os.environ)
-    _prepare_qt(env)
-    try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=30, env=env, check=False)
-    except (OSError, subprocess.TimeoutExpired) as error:
-        return f'the GUI backend did not start ({error})'
-    if result.returncode != 0:
-        lines = [line for line in (result.stderr or result.stdout).splitlines() if line.strip()]
-        detail = next((line for line in lines if 'qt.qpa' in line or 'Error' in line or 'error' in line),
-                      lines[-1] if lines else f'exit code {result.returncode}')
-        return f'the Qt GUI backend cannot start: {detail.strip()[:200]}'
-    return None
+class NativeProbe:
+    """Whether a native window can open: quick checks here, Qt started once in a child process (a missing
+    system library shows there, not as a crash here), which runs while the caller goes on."""
+
+    def __init__(self, reason: str | None, process: subprocess.Popen | None) -> None:
+        self._reason = reason
+        self._process = process
+
+    @classmethod
+    def start(cls) -> NativeProbe:
+        if importlib.util.find_spec('webview') is None:
+            return cls('pywebview is not installed', None)
+        if sys.platform.startswith('linux'):
+            if not (os.environ.get('DISPLAY') or os.environ.get('WAYLAND_DISPLAY')):
+                return cls('no display: neither DISPLAY nor WAYLAND_DISPLAY is set', None)
+            if importlib.util.find_spec('PyQt6') is None and importlib.util.find_spec('gi') is None:
+                return cls('no GUI backend for pywebview: install pywebview[qt]', None)
+            if importlib.util.find_spec('PyQt6') is not None:
+                return cls._start_qt_probe()
+        return cls(None, None)
+
+    @classmethod
+    def _start_qt_probe(cls) -> NativeProbe:
+        command = [sys.executable, PROBE_FLAG] if getattr(sys, 'frozen', False) \
+            else [sys.executable, '-m', 'jarvis', PROBE_FLAG]
+        env = dict(os.environ)
+        _prepare_qt(env, quiet=False)  # its messages say what is missing
+        try:
+            process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        except OSError as error:
+            return cls(f'the GUI backend did not start ({error})', None)
+        return cls(None, process)
+
+    def result(self, timeout: float = 30.0) -> str | None:
+        """Why no native window can open (waits for the child), or None when one can."""
+        if self._process is None:
+            return self._reason
+        try:
+            stdout, stderr = self._process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired as error:
+            self._process.kill()
+            self._process.communicate()
+            return f'the GUI backend did not start ({error})'
+        if self._process.returncode != 0:
+            lines = [line for line in (stderr or stdout).splitlines() if line.strip()]
+            detail = next((line for line in lines if 'qt.qpa' in line or 'Error' in line or 'error' in line),
+                          lines[-1] if lines else f'exit code {self._process.returncode}')
+            return f'the Qt GUI backend cannot start: {detail.strip()[:200]}'
+        return None
 
 
 def _probe_native_window() -> int:
@@ -168,21 +260,71 @@ def _probe_native_window() -> int:
     return 0
 
 
-def _prepare_qt(env: dict[str, str] | os._Environ = os.environ) -> None:
+def _prepare_qt(env: dict[str, str] | os._Environ = os.environ, *, quiet: bool = True) -> None:
+    flags = env.get('QTWEBENGINE_CHROMIUM_FLAGS', '')
     # Qt's Chromium refuses to run as root without its sandbox switched off.
-    if hasattr(os, 'geteuid') and os.geteuid() == 0:
-        flags = env.get('QTWEBENGINE_CHROMIUM_FLAGS', '')
-        if '--no-sandbox' not in flags:
-            env['QTWEBENGINE_CHROMIUM_FLAGS'] = f'{flags} --no-sandbox'.strip()
+    if hasattr(os, 'geteuid') and os.geteuid() == 0 and '--no-sandbox' not in flags:
+        flags = f'{flags} --no-sandbox'
+    if quiet:
+        # a quiet console: Chromium's own errors (Vulkan, D-Bus, GPU) and Qt's warnings are not the app's;
+        # --log-level DEBUG shows them again. A value the user set wins.
+        if '--log-level' not in flags:
+            flags = f'{flags} --log-level=3'
+        env.setdefault('QT_LOGGING_RULES', '*.debug=false;*.info=false;*.warning=false;js=false;qt.qpa.*=false')
+    env['QTWEBENGINE_CHROMIUM_FLAGS'] = flags.strip()
 
 
-def _display_host(host: str) -> str:
-    """The host as an address bar takes it: a wildcard bind as loopback, IPv6 in brackets."""
-    if host in ('0.0.0.0', ''):
-        return '127.0.0.1'
-    if host == '::':
-        return '[::1]'
-    return f'[{host}]' if ':' in host and not host.startswith('[') else host
+def _free_port(host: str) -> int:
+    """A port the native window's server can listen on (the OS picks one that is free now)."""
+    family = socket.AF_INET6 if ':' in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.bind((host if host not in ('', '0.0.0.0', '::') else ('::' if ':' in host else '0.0.0.0'), 0))
+        return int(sock.getsockname()[1])
+
+
+def _hand_over(running: AlreadyRunning, settings: Settings, *, open_browser: bool) -> int:
+    """Show the app that already uses this data folder, and end this start (exit code 0)."""
+    info = running.info or _wait_for_record(settings)
+    answer = hand_over(info) if info is not None else None
+    if info is None or answer is None:
+        who = f' (pid {info.pid})' if info is not None else ''
+        print(f'jarvis: another J.A.R.V.I.S.{who} uses {settings.data_dir} but does not answer: close it, or '
+              f'start with --data-dir and another folder.', file=sys.stderr)
+        return 1
+    url = app_url(info.host, info.port, info.token)
+    if info.mode == 'native':
+        print(f'jarvis: J.A.R.V.I.S. is already running (pid {info.pid}); its window is in front now.',
+              file=sys.stderr)
+    elif info.mode == 'browser' and open_browser:
+        import webbrowser  # pylint: disable=import-outside-toplevel
+        webbrowser.open(url)
+        print(f'jarvis: J.A.R.V.I.S. is already running (pid {info.pid}); opened it in the browser.', file=sys.stderr)
+    else:
+        print(f'jarvis: J.A.R.V.I.S. is already running (pid {info.pid}).', file=sys.stderr)
+    print(f'jarvis: J.A.R.V.I.S. is at {url}', file=sys.stderr)
+    return 0
+
+
+def _wait_for_record(settings: Settings, timeout: float = 30.0) -> InstanceInfo | None:
+    """The running app takes its lock first and writes where it serves a moment later."""
+    from .single_instance import LOCK_NAME, read_info  # pylint: disable=import-outside-toplevel
+    deadline = time.monotonic() + timeout
+    path = settings.data_dir / LOCK_NAME
+    while time.monotonic() < deadline:
+        try:
+            if (info := read_info(path.read_text(encoding='utf-8'))) is not None:
+                return info
+        except OSError:
+            pass
+        probe = InstanceLock(settings.data_dir)
+        try:
+            probe.acquire()
+        except AlreadyRunning:
+            time.sleep(0.2)
+            continue
+        probe.release()  # nobody holds it any more
+        return None
+    return None
 
 
 if __name__ == '__main__':

@@ -26,6 +26,8 @@ CONVERSATIONS_CHANGED = 'conversations_changed'
 PULL_PROGRESS = 'pull_progress'
 ALERT = 'alert'
 ALERT_RULES = 'alert_rules'
+THEME = 'theme'
+WINDOW_REQUEST = 'window_request'
 
 
 class Payload:
@@ -220,6 +222,26 @@ class AlertRulesChanged(Payload):
     event_type: ClassVar[str] = ALERT_RULES
     rule_id: str
     action: Literal['saved', 'removed']
+
+
+@dataclass(frozen=True, slots=True)
+class ThemeChanged(Payload):
+    """The light/dark choice changed (in any window): every window follows at once."""
+
+    event_type: ClassVar[str] = THEME
+    dark: bool
+
+
+WindowAction = Literal['show', 'hide', 'toggle', 'new_conversation', 'quit']
+
+
+@dataclass(frozen=True, slots=True)
+class WindowRequest(Payload):
+    """Something outside the windows asks the app's native window to act: a second start of the app
+    (``show``) or the tray icon's menu."""
+
+    event_type: ClassVar[str] = WINDOW_REQUEST
+    action: WindowAction
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,21 @@ def use_qt_backend(min_size: tuple[int, int]) -> None:
     app.native.window_args['min_size'] = min_size
 
 
+def native_window() -> Any | None:
+    """The native window (a proxy to pywebview's window in the window's process), None in browser mode."""
+    return app.native.main_window
+
+
+def on_native_event(event_type: str, handler: Callable[[], Any]) -> None:
+    """Call ``handler()`` on one of pywebview's window events ('minimized', 'restored', 'shown', ...)."""
+    app.native.on(event_type, lambda _event: handler())
+
+
+def quit_app() -> None:
+    """Quit as closing the window does: the server stops cleanly, then the process ends."""
+    app.shutdown()
+
+
 async def save_file(data: bytes, filename: str, media_type: str) -> Path | None:
     """A download in a browser; a save dialog in the native window, which has no downloads.
 
@@ -71,10 +86,11 @@ async def save_file(data: bytes, filename: str, media_type: str) -> Path | None:
 # --- uvicorn: a calmer server heartbeat ---------------------------------------------------------
 # uvicorn's server loop wakes ten times a second to see whether it should stop. On an idle app that
 # polling is most of the CPU it uses (measured: about 0.09 CPU-seconds per minute of the app's
-# 0.25). Waking twice a second keeps everything uvicorn does on a tick (the Date header once per
-# second, the exit check) and only delays shutdown by up to half a second.
+# 0.25). Waking once a second keeps everything uvicorn does on a tick (the Date header once per
+# second, the exit check) and only delays shutdown by up to a second. (Once instead of twice a second:
+# with no window, or the only one hidden, measured 0.045 instead of 0.070 CPU-s per minute.)
 
-SERVER_TICK_S = 0.5
+SERVER_TICK_S = 1.0
 _UVICORN_TICK_S = 0.1  # what uvicorn's on_tick() counts in
 
 
@@ -143,6 +159,8 @@ def problems() -> list[str]:
         found.append('app.native has no start_args / window_args')
     if not hasattr(app.native, 'main_window'):
         found.append('app.native has no main_window')
+    if not callable(getattr(app.native, 'on', None)):
+        found.append('app.native has no on() for window events')
     on_tick = getattr(uvicorn.Server, 'on_tick', None)
     if not callable(on_tick) or list(inspect.signature(on_tick).parameters) != ['self', 'counter']:
         found.append('uvicorn.Server.on_tick(counter) changed')

@@ -32,7 +32,8 @@ class Subscription:
     _ids = itertools.count(1)
 
     def __init__(self, hub: Hub, *, name: str, maxsize: int, types: frozenset[str] | None,
-                 callback: Callback | None, viewer: bool) -> None:
+                 callback: Callback | None, viewer: bool, window: bool = False,
+                 paused_while_hidden: frozenset[str] = frozenset()) -> None:
         if maxsize < 1:
             raise ValueError('maxsize must be at least 1')
         self.id = next(self._ids)
@@ -45,8 +46,12 @@ class Subscription:
         self.errors = 0
         self._hub = hub
         self._viewer = viewer
-        # set by a window from its page's visibility (see jarvis/ui/live.py); a script is never visible
-        self.visible = False
+        # a window (a page a person looks at) rather than a script; its page says whether it is visible
+        # (see jarvis/ui/live.py); a script is never visible but always watching while connected
+        self.window = window
+        self._visible = False
+        # per-tick event types (live samples) a hidden window does not receive: nobody would see them
+        self.paused_while_hidden = paused_while_hidden
         self._buffer: deque[Event] = deque()
         self._ready = asyncio.Event()
         self._overflowing = False
@@ -75,10 +80,27 @@ class Subscription:
             self._viewer = value
             self._hub._viewers_changed()  # pylint: disable=protected-access
 
+    @property
+    def visible(self) -> bool:
+        return self._visible
+
+    @visible.setter
+    def visible(self, value: bool) -> None:
+        if value != self._visible:
+            self._visible = value
+            self._hub._viewers_changed()  # pylint: disable=protected-access
+
+    @property
+    def watching(self) -> bool:
+        """Connected, and a person or a script takes in what it receives: a visible window or a script."""
+        return self._viewer and (self._visible or not self.window)
+
     def offer(self, event: Event) -> bool:
         """Queue an event without blocking; return False when it was skipped because the buffer is full."""
         if self._closed or (self.types is not None and event.type not in self.types):
             return True
+        if not self._visible and event.type in self.paused_while_hidden:
+            return True  # not skipped: a hidden window is not meant to get it (it catches up when shown)
         if len(self._buffer) >= self.maxsize:
             self.skipped += 1
             self._skipped_in_episode += 1
@@ -160,6 +182,7 @@ class Hub:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._has_viewers: asyncio.Event | None = None
+        self._has_watchers: asyncio.Event | None = None
 
     # --- publishing -------------------------------------------------------------------------
 
@@ -189,17 +212,20 @@ class Hub:
 
     def subscribe(self, callback: Callback | None = None, *, name: str = '',
                   types: Iterable[str] | None = None, maxsize: int | None = None,
-                  viewer: bool = False, replay: Iterable[str] = ()) -> Subscription:
+                  viewer: bool = False, replay: Iterable[str] = (), window: bool = False,
+                  paused_while_hidden: Iterable[str] = ()) -> Subscription:
         """Add a subscriber (must be called on the event loop).
 
         With a callback, events are delivered to it in order by a task of its own; without one,
         read them with ``async for event in subscription``. ``replay`` names event types whose
-        latest value is queued at once, so the subscriber starts from the current state.
+        latest value is queued at once, so the subscriber starts from the current state. A ``window``
+        receives no event of the ``paused_while_hidden`` types while it is not visible.
         """
         self._bind_loop()
         subscription = Subscription(self, name=name, maxsize=maxsize or self.buffer_size,
                                     types=frozenset(types) if types is not None else None,
-                                    callback=callback, viewer=viewer)
+                                    callback=callback, viewer=viewer, window=window,
+                                    paused_while_hidden=frozenset(paused_while_hidden))
         self._subscriptions[subscription.id] = subscription
         for event_type in replay:
             if (event := self._latest.get(event_type)) is not None:
@@ -231,18 +257,31 @@ class Hub:
         """Connected windows whose page a person can see now (not hidden behind another tab, not minimised)."""
         return sum(1 for s in self._subscriptions.values() if s.viewer and s.visible)
 
+    @property
+    def watching_count(self) -> int:
+        """Subscribers someone takes live values in from: visible windows and connected scripts. While
+        there is none, live samples can wait (the metrics sampler drops to its calm rate)."""
+        return sum(1 for s in self._subscriptions.values() if s.watching)
+
     async def wait_for_viewers(self) -> None:
         """Return as soon as at least one window is connected."""
         self._bind_loop()
         assert self._has_viewers is not None
         await self._has_viewers.wait()
 
+    async def wait_for_watchers(self) -> None:
+        """Return as soon as a window is visible or a script is connected."""
+        self._bind_loop()
+        assert self._has_watchers is not None
+        await self._has_watchers.wait()
+
     def _viewers_changed(self) -> None:
-        if self._has_viewers is not None:
-            if self.viewer_count:
-                self._has_viewers.set()
-            else:
-                self._has_viewers.clear()
+        for flag, count in ((self._has_viewers, self.viewer_count), (self._has_watchers, self.watching_count)):
+            if flag is not None:
+                if count:
+                    flag.set()
+                else:
+                    flag.clear()
 
     def _bind_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -250,14 +289,15 @@ class Hub:
             self._loop = loop
             self._loop_thread = threading.get_ident()
             self._has_viewers = asyncio.Event()
-            if self.viewer_count:
-                self._has_viewers.set()
+            self._has_watchers = asyncio.Event()
+            self._viewers_changed()
 
     def stats(self) -> dict[str, Any]:
         return {
             'subscribers': self.subscriber_count,
             'viewers': self.viewer_count,
             'visible': self.visible_count,
+            'watching': self.watching_count,
             'published': self.published_total,
             'skipped': self.skipped_total,
         }

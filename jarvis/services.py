@@ -53,7 +53,7 @@ class Services:
         self.hub = Hub(buffer_size=settings.buffer_size)
         self.db = opened.db
         self.store = SettingsStore(self.db)
-        self.preferences = Preferences(self.store)
+        self.preferences = Preferences(self.store, self.hub)
         # live samples, processes and the history; ``sampler`` stays for the parts that need samples only
         self.system = SystemMonitor(self.hub, self.db, interval=settings.metrics_interval)
         self.sampler = self.system.sampler

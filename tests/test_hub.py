@@ -10,7 +10,7 @@ import time
 import pytest
 
 from jarvis import events
-from jarvis.events import ChatMessage, ModelLoaded, PluginToggled, SystemMetrics
+from jarvis.events import ChatMessage, ModelLoaded, Notification, PluginToggled, SystemMetrics
 from jarvis.hub import Hub
 
 
@@ -183,3 +183,29 @@ def test_payloads_serialise_to_json_with_the_seed_field_names() -> None:
         assert data['type'] == name
         assert seed_fields <= set(data['data'])
     assert json.loads(json.dumps(metrics(1.0).to_dict()))['gpu'] is None  # "n/a", not 0
+
+
+async def test_a_hidden_window_gets_no_per_tick_events_and_stops_counting_as_watching() -> None:
+    hub = Hub()
+    received: list[str] = []
+    window = hub.subscribe(lambda e: received.append(e.type), viewer=True, window=True,
+                           paused_while_hidden=[events.SYSTEM_METRICS])
+    script = hub.subscribe(lambda e: None, viewer=True)  # a script: watching while connected, never "visible"
+    assert hub.watching_count == 1
+    window.visible = True
+    assert hub.watching_count == 2 and hub.visible_count == 1
+    script.close()
+    window.visible = False  # minimised or behind another tab
+    assert hub.watching_count == 0 and hub.viewer_count == 1, 'hidden: still connected, nobody watching'
+    waiter = asyncio.ensure_future(hub.wait_for_watchers())
+    hub.publish(metrics(10))
+    hub.publish(Notification('still told'))
+    await settle(hub)
+    assert received == [events.NOTIFICATION], 'no live sample, the rest as before'
+    assert window.skipped == 0, 'not counted as an overflow'
+    assert not waiter.done()
+    window.visible = True
+    await asyncio.wait_for(waiter, 1)
+    hub.publish(metrics(11))
+    await settle(hub)
+    assert received == [events.NOTIFICATION, events.SYSTEM_METRICS]

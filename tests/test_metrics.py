@@ -222,3 +222,24 @@ def test_nvml_agrees_with_nvidia_smi() -> None:
         assert reading.memory_used is not None and abs(reading.memory_used / 2**20 - float(used_mib)) <= 64
         if temperature not in ('[N/A]', '[Not Supported]'):
             assert reading.temperature is not None and abs(reading.temperature - float(temperature)) <= 3
+
+
+async def test_the_sampler_is_calm_while_every_window_is_hidden_and_samples_at_once_when_one_is_shown() -> None:
+    hub = Hub()
+    sampler = MetricsSampler(hub, interval=0.02, calm_interval=3600, gpus=NvmlGpuReader(FakeNvml()))
+    window = hub.subscribe(name='window', viewer=True, window=True)  # connected, its page not (yet) visible
+    await sampler.start()
+    try:
+        await eventually(lambda: sampler.samples_taken == 1)
+        await asyncio.sleep(0.3)
+        assert sampler.samples_taken == 1, 'a hidden window keeps the sampler calm'
+        window.visible = True  # shown: a fresh sample at once, then the full rate
+        await eventually(lambda: sampler.samples_taken >= 4)
+        window.visible = False  # minimised
+        await asyncio.sleep(0.1)
+        taken = sampler.samples_taken
+        await asyncio.sleep(0.3)
+        assert sampler.samples_taken == taken, 'calm again while hidden'
+    finally:
+        window.close()
+        await sampler.stop()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .helpers.browser import STRICT
+from .helpers.browser import STRICT, wait_for
 from .helpers.server import AppServer
 
 pytestmark = [
@@ -100,6 +101,20 @@ def test_native_window_opens_loads_the_page_and_closes_cleanly(tmp_path: Path, d
             time.sleep(0.25)
         assert httpx.get(app.url + '/api/hub/stats').json()['viewers'] >= 1, app.output()
         assert 'no native window' not in app.output()
+        addresses = [line for line in app.output().splitlines() if 'J.A.R.V.I.S. is at' in line]
+        assert addresses == [f'jarvis: J.A.R.V.I.S. is at http://127.0.0.1:{app.port}/'], app.output()
+        # Xvfb alone has no tray: the app says so once, and closing the window quits (below)
+        assert 'no tray icon (the desktop has no system tray): closing the window quits the app' in app.output()
+        assert not [line for line in app.output().splitlines() if line.startswith('js:') or 'qt.' in line], \
+            'Qt and its Chromium stay quiet'
+
+        # a second start (a second click on the icon) brings this window to the front and exits 0
+        second = subprocess.run([sys.executable, '-m', 'jarvis', '--data-dir', str(app.data_dir), '--no-default-model'],
+                                capture_output=True, text=True, timeout=60, env=app.environment(), check=False)
+        assert second.returncode == 0, second.stderr
+        assert 'its window is in front now' in second.stderr
+        wait_for(lambda: httpx.get(app.url + '/api/hub/stats').json()['visible'] == 1, timeout=30,
+                 message='the window in front is visible')
         screenshot = tmp_path / 'native-window.png'
         if shutil.which('import'):
             subprocess.run(['import', '-display', display, '-window', 'root', str(screenshot)], check=False)

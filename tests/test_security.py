@@ -17,6 +17,7 @@ import websockets
 from selenium.webdriver.common.by import By
 from websockets.exceptions import InvalidStatus
 
+from jarvis.addresses import display_host
 from jarvis.security import is_loopback, resolve_access
 
 from .helpers.browser import needs_chromium, start_chromium, wait_for
@@ -159,7 +160,7 @@ def odd_token_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServe
 
 
 def printed_address(app: AppServer) -> str:
-    found = re.search(r'jarvis: open (http://\S+)', app.output())
+    found = re.search(r'jarvis: J.A.R.V.I.S. is at (http://\S+)', app.output())
     assert found, app.output()
     return found.group(1)
 
@@ -167,18 +168,20 @@ def printed_address(app: AppServer) -> str:
 def test_any_printable_token_works_for_a_whole_session(odd_token_app: AppServer) -> None:
     app = odd_token_app
     address = printed_address(app)
-    assert address == f'http://127.0.0.1:{app.port}/?token={quote(ODD_TOKEN, safe="")}', 'printed ready to paste'
+    # the address other machines reach it by (the app serves on 0.0.0.0), ready to paste
+    assert address == f'http://{display_host("0.0.0.0")}:{app.port}/?token={quote(ODD_TOKEN, safe="")}'
     with httpx.Client(timeout=30) as session:
         assert session.get(address).status_code == 200  # the first page: ?token= sets the cookie
         cookie = session.cookies.get('jarvis_token')
         assert cookie and ';' not in cookie and ' ' not in cookie and cookie.isascii()
-        # later: the cookie alone
-        assert session.get(app.url + '/chat').status_code == 200
-        assert session.get(app.url + '/api/system/status').status_code == 200
-        assert session.get(app.url + '/_nicegui_ws/socket.io/?EIO=4&transport=polling').status_code == 200
+        # later: the cookie alone (on the same host: a cookie belongs to the address it was set for)
+        origin = address.split('/?')[0]
+        assert session.get(origin + '/chat').status_code == 200
+        assert session.get(origin + '/api/system/status').status_code == 200
+        assert session.get(origin + '/_nicegui_ws/socket.io/?EIO=4&transport=polling').status_code == 200
 
     async def socket_with_the_cookie_only() -> None:
-        url = app.url.replace('http', 'ws') + '/api/events'
+        url = origin.replace('http', 'ws') + '/api/events'
         async with websockets.connect(url, additional_headers={'Cookie': f'other=1; jarvis_token={cookie}'}) as events:
             assert 'type' in (await asyncio.wait_for(events.recv(), 10))
         with pytest.raises(InvalidStatus):  # the cookie as the token itself would be sent, unencoded, is not it
@@ -199,10 +202,11 @@ def test_a_browser_session_with_an_odd_token_connects_on_every_page(odd_token_ap
     def connected() -> bool:
         return browser.find_element(By.CSS_SELECTOR, '[data-testid="connection-indicator"]').text == 'Connected'
 
-    browser.get(printed_address(odd_token_app))
+    address = printed_address(odd_token_app)
+    browser.get(address)
     wait_for(connected, timeout=20, message='the first page did not connect')
-    for path in ('/chat', '/plugins'):  # later pages: only the cookie
-        browser.get(odd_token_app.url + path)
+    for path in ('/chat', '/plugins'):  # later pages on the same host: only the cookie
+        browser.get(address.split('/?')[0] + path)
         wait_for(connected, timeout=20, message=f'{path} did not connect with the cookie alone')
 
 

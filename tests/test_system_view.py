@@ -228,6 +228,46 @@ async def test_theme_defaults_to_dark_and_persists(jarvis: Harness, user: User) 
     assert other.find(kind=ui.dark_mode).elements.pop().value is False
 
 
+async def test_the_theme_follows_in_every_open_window_at_once(jarvis: Harness) -> None:
+    first, second = jarvis.new_user(), jarvis.new_user()
+    await first.open('/')
+    await second.open('/chat')  # already open, on another view: no reload
+    second_dark = second.find(kind=ui.dark_mode).elements.pop()
+    toggle = second.find(marker='theme-toggle').elements.pop()
+    assert second_dark.value is True and toggle.props['aria-label'] == 'Switch to light theme'
+    first.find(marker='theme-toggle').click()
+    for _ in range(100):
+        if second_dark.value is False:
+            break
+        await asyncio.sleep(0.02)
+    assert second_dark.value is False, 'the other window followed'
+    assert toggle.props['icon'] == 'dark_mode' and toggle.props['aria-label'] == 'Switch to dark theme'
+    assert jarvis.services.preferences.dark_mode is False, 'and the choice persists'
+
+
+def tooltip_of(button: ui.button) -> str | None:
+    """The tooltip's text, inside the button or pointed at it."""
+    for element in button.client.elements.values():
+        if isinstance(element, ui.tooltip) and (element.parent_slot is not None and element.parent_slot.parent is button
+                                                or element.props.get('target') == f'#{button.html_id}'):
+            return element.text
+    return None
+
+
+async def test_icon_only_header_buttons_have_accessible_names_and_tooltips(user: User) -> None:
+    await user.open('/')
+    theme = user.find(marker='theme-toggle').elements.pop()
+    assert isinstance(theme, ui.button) and not theme.text, 'the theme button shows its icon only'
+    checked = 0
+    for button in user.find(kind=ui.button).elements:
+        if button.props.get('icon') and not button.props.get('label') and not button.text:
+            assert button.props.get('aria-label'), f'{button.props["icon"]} has no accessible name'
+            assert tooltip_of(button), f'{button.props["icon"]} has no tooltip'
+            checked += 1
+    assert checked >= 2, 'the navigation and theme buttons at least'
+    assert tooltip_of(theme) == theme.props['aria-label'] == 'Switch to light theme'
+
+
 # --- the Processes panel ------------------------------------------------------------------------
 
 def process(pid: int, name: str, cpu: float | None, memory: int, gpu: int | None = None) -> ProcessInfo:

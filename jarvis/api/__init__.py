@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import mcp, openai, routes
+from . import app_routes, mcp, openai, routes
 
 if TYPE_CHECKING:
     from nicegui import App
@@ -13,7 +13,8 @@ if TYPE_CHECKING:
 
 
 def register(app: App, services: Services) -> None:
-    routes.register(app, services, more=[lambda router: openai.add_routes(router, services.completions)])
+    routes.register(app, services, more=[lambda router: openai.add_routes(router, services.completions),
+                                         lambda router: app_routes.add_routes(router, services.hub)])
     mcp.register(app, services)
 
 

@@ -8,7 +8,16 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import Path, Query
-from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, StrictBool, StrictStr, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictStr,
+    model_validator,
+)
 
 from ..models.servers import MAX_KEY_CHARS, MAX_URL_CHARS, NAME_PATTERN
 from ..text import has_lone_surrogate
@@ -127,3 +136,9 @@ class AlertRuleRequest(BaseModel):
                                      description='How long the rule stays quiet after an alert ended, in seconds.')
     severity: Literal['warning', 'critical'] | None = None
     enabled: StrictBool | None = None
+
+
+class ShowAppRequest(BaseModel):
+    """``{}``: the running app shows its window."""
+
+    model_config = ConfigDict(extra='forbid')

@@ -1,6 +1,7 @@
-"""Samples the machine: every 2 s while a window is connected, at a calm rate (every 10 s) while none is.
+"""Samples the machine: every 2 s while someone watches (a visible window, a connected script), at a calm
+rate (every 10 s) while nobody does: no window open, or every window hidden or minimised.
 
-Sampling never stops: the history recorder keeps what the machine did also while no window is open.
+Sampling never stops: the history recorder and the alerts keep working at the calm rate.
 """
 from __future__ import annotations
 
@@ -18,13 +19,13 @@ from .waiting import wait_or_timeout
 log = logging.getLogger(__name__)
 
 DEFAULT_INTERVAL_S = 2.0
-CALM_INTERVAL_S = 10.0  # while no window (and no /api/events client) is connected
+CALM_INTERVAL_S = 10.0  # while no window is visible and no /api/events client is connected
 HISTORY_S = 300.0
 
 
 class MetricsSampler:
-    """Publishes ``system_metrics`` on the hub: every ``interval`` while a window is connected, every
-    ``calm_interval`` while none is.
+    """Publishes ``system_metrics`` on the hub: every ``interval`` while someone watches (``Hub.watching_count``),
+    every ``calm_interval`` while nobody does.
 
     Every psutil, disk and NVML call runs in a worker thread, never on the event loop.
     """
@@ -90,8 +91,8 @@ class MetricsSampler:
         return await self.sample_once()
 
     def current_interval(self) -> float:
-        """The interval in effect: full rate while a window is connected, the calm one otherwise."""
-        return self.interval if self.hub.viewer_count else self.calm_interval
+        """The interval in effect: full rate while a window is visible or a script listens, the calm one otherwise."""
+        return self.interval if self.hub.watching_count else self.calm_interval
 
     async def _run(self) -> None:
         await asyncio.to_thread(self._start_readers)
@@ -99,8 +100,8 @@ class MetricsSampler:
             interval = self.current_interval()
             wait = 0.0 if self._last_sample_at is None else self._last_sample_at + interval - time.monotonic()
             if wait > 0:
-                if interval > self.interval:  # calm: a window that connects meanwhile gets the full rate at once
-                    await self._wait_for_viewers(wait)
+                if interval > self.interval:  # calm: a window shown meanwhile gets a fresh sample at once
+                    await self._wait_for_watchers(wait)
                 else:
                     await asyncio.sleep(wait)
                 continue
@@ -110,8 +111,8 @@ class MetricsSampler:
                 log.exception('metrics: sampling failed')
                 await asyncio.sleep(interval)
 
-    async def _wait_for_viewers(self, timeout: float) -> None:
-        await wait_or_timeout(self.hub.wait_for_viewers(), timeout)
+    async def _wait_for_watchers(self, timeout: float) -> None:
+        await wait_or_timeout(self.hub.wait_for_watchers(), timeout)
 
     def _start_readers(self) -> None:
         if not self._started:

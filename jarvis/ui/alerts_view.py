@@ -83,9 +83,9 @@ class RuleRow:
             with ui.row().classes('w-full items-center gap-3'):
                 self.enabled = mark(ui.switch(value=rule.enabled, on_change=self.toggle), f'alert-rule-enabled:{rule.id}')
                 self.fields = RuleFields(metrics, rule, lambda field: f'alert-{field}:{rule.id}')
-                mark(ui.button(icon='save', on_click=self.save).props('flat round dense').tooltip('Save'),
+                mark(ui.button(icon='save', on_click=self.save).props('flat round dense aria-label="Save"').tooltip('Save'),
                      f'alert-rule-save:{rule.id}')
-                mark(ui.button(icon='delete', on_click=self.remove).props('flat round dense').tooltip('Remove'),
+                mark(ui.button(icon='delete', on_click=self.remove).props('flat round dense aria-label="Remove"').tooltip('Remove'),
                      f'alert-rule-remove:{rule.id}')
             self.caption = mark(ui.label(_caption(rule)).classes('text-xs opacity-60 pl-14'),
                                 f'alert-rule-condition:{rule.id}')

@@ -52,22 +52,22 @@ class Bubble:
                 with ui.row().classes('items-center gap-0 no-wrap') as self.navigation:
                     self.previous = mark(ui.button(icon='chevron_left',
                                                    on_click=lambda: actions.alternative(self.message, -1))
-                                         .props('flat dense round size=sm color=inherit')
+                                         .props('flat dense round size=sm color=inherit aria-label="Previous version"')
                                          .tooltip('Previous version'), 'previous-alternative', f'previous:{message.id}')
                     self.position = mark(ui.label('').classes('text-xs tabular-nums'), 'alternatives',
                                          f'alternatives:{message.id}')
                     self.next = mark(ui.button(icon='chevron_right',
                                                on_click=lambda: actions.alternative(self.message, 1))
-                                     .props('flat dense round size=sm color=inherit')
+                                     .props('flat dense round size=sm color=inherit aria-label="Next version"')
                                      .tooltip('Next version'), 'next-alternative', f'next:{message.id}')
                 if mine:
                     self.action = mark(ui.button(icon='edit', on_click=lambda: actions.edit(self.message))
-                                       .props('flat dense round size=sm color=inherit')
+                                       .props('flat dense round size=sm color=inherit aria-label="Edit (Up in the empty input edits your last message)"')
                                        .tooltip('Edit (Up in the empty input edits your last message)'),
                                        'edit-message', f'edit:{message.id}')
                 else:
                     self.action = mark(ui.button(icon='refresh', on_click=lambda: actions.regenerate(self.message))
-                                       .props('flat dense round size=sm color=inherit')
+                                       .props('flat dense round size=sm color=inherit aria-label="Regenerate: answer again (the answers so far stay)"')
                                        .tooltip('Regenerate: answer again (the answers so far stay)'),
                                        'regenerate-message', f'regenerate:{message.id}')
         self.update(message)

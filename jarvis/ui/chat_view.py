@@ -94,7 +94,7 @@ class ChatView:
             with ui.row().classes('w-full items-center gap-1 no-wrap'):
                 mark(ui.button('New conversation', icon='add', on_click=self.new_conversation)
                      .props('unelevated no-caps').classes('grow').tooltip('Ctrl+Shift+O'), 'new-conversation')
-                mark(ui.button(icon='close', on_click=self.close_panel).props('flat round dense')
+                mark(ui.button(icon='close', on_click=self.close_panel).props('flat round dense aria-label="Close"')
                      .classes('jarvis-narrow-only').tooltip('Close'), 'close-conversations')
             mark(ui.button('Search', icon='search', on_click=self.open_search)
                  .props('flat no-caps align=left').classes('w-full').tooltip('Ctrl+K'), 'open-search')
@@ -103,7 +103,7 @@ class ChatView:
 
     def _build_header(self) -> None:
         with ui.row().classes('w-full items-center gap-1 no-wrap'):
-            mark(ui.button(icon='menu_open', on_click=self.open_panel).props('flat round dense')
+            mark(ui.button(icon='menu_open', on_click=self.open_panel).props('flat round dense aria-label="Conversations"')
                  .classes('jarvis-narrow-only').tooltip('Conversations'), 'open-conversations')
             self.pin_icon = ui.icon('push_pin', size='xs').classes('opacity-70').tooltip('Pinned')
             self.pin_icon.set_visibility(False)
@@ -112,11 +112,11 @@ class ChatView:
             ui.space()
             mark(ui.label().classes('text-xs opacity-70 truncate max-md:hidden').bind_text_from(
                 self.live, 'model', backward=lambda m: fmt.model_caption(m, none='')), 'chat-model')
-            mark(ui.button(icon='search', on_click=self.open_search).props('flat round dense')
+            mark(ui.button(icon='search', on_click=self.open_search).props('flat round dense aria-label="Search (Ctrl+K)"')
                  .classes('jarvis-narrow-only').tooltip('Search (Ctrl+K)'), 'search-button')
-            mark(ui.button(icon='add_comment', on_click=self.new_conversation).props('flat round dense')
+            mark(ui.button(icon='add_comment', on_click=self.new_conversation).props('flat round dense aria-label="New conversation (Ctrl+Shift+O)"')
                  .classes('jarvis-narrow-only').tooltip('New conversation (Ctrl+Shift+O)'), 'new-conversation-header')
-            with mark(ui.button(icon='more_vert').props('flat round dense'), 'conversation-menu'):
+            with mark(ui.button(icon='more_vert').props('flat round dense aria-label=Conversation'), 'conversation-menu'):
                 ui.tooltip('Conversation')
                 with ui.menu():
                     mark(ui.menu_item('Rename…', on_click=self._rename), 'rename-conversation')
@@ -144,9 +144,9 @@ class ChatView:
                               .props(f'autogrow outlined dense autofocus maxlength={limit + 1} rows=1')
                               .classes('grow jarvis-chat-input'), 'chat-input')
             self.input.on('keydown.enter.exact.prevent', self.send)
-            mark(ui.button(icon='send', on_click=self.send).props('round unelevated color=primary')
+            mark(ui.button(icon='send', on_click=self.send).props('round unelevated color=primary aria-label="Send (Enter)"')
                  .tooltip('Send (Enter)'), 'send-button')
-            self.stop_button = mark(ui.button(icon='stop', on_click=self.stop).props('round unelevated color=negative')
+            self.stop_button = mark(ui.button(icon='stop', on_click=self.stop).props('round unelevated color=negative aria-label="Stop the answer (Esc)"')
                                     .tooltip('Stop the answer (Esc)'), 'stop-button')
             self.stop_button.set_visibility(False)
 

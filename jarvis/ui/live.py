@@ -8,7 +8,10 @@ in its own window only (an error boundary); other views and windows carry on.
 
 A window is ``visible`` while it is connected and its page is visible (the browser's Page Visibility
 API: not in a background tab, not minimised): the page reports each change, and its state as soon as
-it connects. Alerts go to the desktop only while no window is visible.
+it connects. Alerts go to the desktop only while no window is visible. A hidden window receives no per-tick
+update (``PER_TICK``: live samples, process scans) and costs nothing to keep; when it is shown again it
+shows the latest values at once, and the sampler, back at its full rate, takes a fresh sample right away.
+The native window reports its minimise/restore and hide/show the same way (see jarvis/native_window.py).
 """
 from __future__ import annotations
 
@@ -26,19 +29,30 @@ from nicegui.binding import BindableProperty
 from .. import events
 from ..events import Event, ModelLoaded, SystemMetrics
 from ..hub import Hub, Subscription
+from ..metrics.processes import PROCESSES
 from . import notifications
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Any], Any]
 
+# the events a window receives on every tick; nobody sees them in a hidden window
+PER_TICK = frozenset({events.SYSTEM_METRICS, PROCESSES})
+
 VISIBILITY_EVENT = 'jarvisVisibility'  # camelCase: the name NiceGUI registers a listener under
+# the native window's own minimise/hide (its page may still say 'visible'): dispatched on the document
+NATIVE_VISIBILITY_EVENT = 'jarvis-native-visibility'
 # runs at every connection: listens once per page, and reports the state now (the socket may be new)
 REPORT_VISIBILITY_JS = f"""(() => {{
-  const report = () => emitEvent('{VISIBILITY_EVENT}', document.visibilityState);
+  const state = () => window.jarvisNativeHidden ? 'hidden' : document.visibilityState;
+  const report = () => emitEvent('{VISIBILITY_EVENT}', state());
   if (!window.jarvisReportsVisibility) {{
     window.jarvisReportsVisibility = true;
     document.addEventListener('visibilitychange', report);
+    document.addEventListener('{NATIVE_VISIBILITY_EVENT}', (event) => {{
+      window.jarvisNativeHidden = event.detail === 'hidden';
+      report();
+    }});
   }}
   report();
 }})()"""
@@ -60,8 +74,10 @@ class LiveWindow:
         latest_model = hub.latest(events.MODEL_LOADED)
         self.model: ModelLoaded | None = latest_model.data if latest_model else None  # type: ignore[assignment]
         self._handlers: dict[str, list[tuple[ui.element | None, Handler]]] = defaultdict(list)
+        self._hub = hub
         self.subscription: Subscription = hub.subscribe(
-            self._dispatch, name=f'window {client.id[:8]}', viewer=self.connected)
+            self._dispatch, name=f'window {client.id[:8]}', viewer=self.connected, window=True,
+            paused_while_hidden=PER_TICK)
         self.subscription.visible = self.visible
         client.layout.on(VISIBILITY_EVENT, self._on_visibility)
         client.on_connect(self._on_connect)
@@ -97,8 +113,18 @@ class LiveWindow:
         self._show_visibility()
 
     def _show_visibility(self) -> None:
+        was_visible = self.visible
         self.visible = self.connected and self._page_visible
         self.subscription.visible = self.visible
+        if self.visible and not was_visible:
+            self._catch_up()
+
+    def _catch_up(self) -> None:
+        """Shown again: the latest per-tick values at once (the sampler, back at full rate, follows with a
+        fresh sample as soon as it can)."""
+        for event_type in sorted(PER_TICK):
+            if (event := self._hub.latest(event_type)) is not None:
+                self.subscription.offer(event)
 
     async def _dispatch(self, event: Event) -> None:
         if self.client.is_deleted:

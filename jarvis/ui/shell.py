@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from nicegui import background_tasks, ui
 
 from .. import events, framework
-from ..events import Alert, ChatMessage, ModelLoaded, Notification
-from ..preferences import Preferences
+from ..events import Alert, ChatMessage, ModelLoaded, Notification, ThemeChanged
 from ..services import Services, StartupError
 from . import format as fmt
 from . import notifications
@@ -61,7 +60,7 @@ def build_root(services: Services, views: list[View]) -> Callable[[], None]:
         # one line down to 360 px: narrower gaps and letters on a small screen, the model's name only in its views
         with ui.header(elevated=True).classes('items-center gap-3 max-sm:gap-2 px-4 max-sm:px-3 bg-slate-900 '
                                               'text-white no-wrap'):
-            ui.button(icon='menu', on_click=drawer.toggle).props('flat round dense color=white') \
+            ui.button(icon='menu', on_click=drawer.toggle).props('flat round dense color=white aria-label=Navigation') \
                 .tooltip('Navigation')
             ui.image('/assets/icon.png').classes('w-8 h-8 shrink-0')
             ui.label('J.A.R.V.I.S.').classes('text-xl max-sm:text-lg font-semibold tracking-widest max-sm:tracking-wide')
@@ -69,9 +68,17 @@ def build_root(services: Services, views: list[View]) -> Callable[[], None]:
             ui.label().bind_text_from(live, 'model', backward=fmt.model_caption) \
                 .classes('text-sm opacity-80 truncate min-w-0 max-sm:hidden').mark('header-model')  # the Chat view names it too
             mark(LiveIndicator('Connected', 'Offline'), 'connection-indicator')
-            theme_button = ui.button(on_click=lambda: _toggle_theme(services.preferences, dark, theme_button)) \
-                .props('flat round dense color=white').mark('theme-toggle')
-            _show_theme_icon(theme_button, dark.value)
+            theme_button = mark(ui.button(on_click=lambda: services.preferences.set_dark_mode(not dark.value))
+                                .props('flat round dense color=white'), 'theme-toggle')
+            with theme_button:
+                theme_tooltip = ui.tooltip('')
+            _show_theme(theme_button, theme_tooltip, dark.value)
+
+        def follow_theme(change: ThemeChanged) -> None:  # this window's choice or another's: all follow at once
+            dark.set_value(change.dark)
+            _show_theme(theme_button, theme_tooltip, change.dark)
+
+        live.on(events.THEME, follow_theme)
 
         framework.on_path_changed(lambda path: _highlight(nav_items, path))
         _highlight(nav_items, framework.current_path())
@@ -150,14 +157,11 @@ def _highlight(items: dict[str, ui.item], path: str) -> None:
             item.props(remove='active')
 
 
-async def _toggle_theme(preferences: Preferences, dark: ui.dark_mode, button: ui.button) -> None:
-    dark.set_value(not dark.value)
-    _show_theme_icon(button, dark.value)
-    await preferences.set_dark_mode(bool(dark.value))
-
-
-def _show_theme_icon(button: ui.button, is_dark: bool | None) -> None:
-    button.props(f'icon={"light_mode" if is_dark else "dark_mode"}')
+def _show_theme(button: ui.button, tooltip: ui.tooltip, is_dark: bool | None) -> None:
+    """The icon shows what a click switches to; its accessible name and tooltip say it in words."""
+    label = 'Switch to light theme' if is_dark else 'Switch to dark theme'
+    button.props(f'icon={"light_mode" if is_dark else "dark_mode"} aria-label="{label}"')
+    tooltip.text = label
 
 
 def _notify_exception(error: Exception) -> None:

@@ -68,12 +68,18 @@ class AppServer:
                 raise RuntimeError(f'the app exited with {self.process.returncode}:\n{self.output()}')
             try:
                 response = httpx.get(self.url + path, timeout=2, **kwargs)  # type: ignore[arg-type]
-                if response.status_code < 500:
+                if response.status_code < 500 and self._announced():
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
         raise TimeoutError(f'the app did not answer within {timeout} s:\n{self.output()}')
+
+    def _announced(self) -> bool:
+        """``jarvis`` prints its address once it has started (a 401 on a token-guarded route comes sooner)."""
+        command = self.command()
+        runs_jarvis = any(a == '-m' and b == 'jarvis' for a, b in zip(command, command[1:]))
+        return not runs_jarvis or 'J.A.R.V.I.S. is at' in self.output()
 
     def output(self) -> str:
         try:
