@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from nicegui import app, ui
 
-from . import api, exit_deadline, framework, native_logs, native_window, tray
+from . import api, exit_deadline, framework, native_window, tray
 from .config import Settings
 from .resources import asset, assets_dir
 from .services import Services, StartupError
@@ -51,14 +51,10 @@ def create_app(settings: Settings) -> tuple[Services, Callable[[], None]]:
     services = Services(settings)
     framework.quiet_window_timeouts()
 
-    async def quiet_native_logs() -> None:  # before a model loads: llama.cpp's lines go to the debug log
-        await asyncio.to_thread(native_logs.route_llama_cpp_logs)
-
     async def start() -> None:
         with contextlib.suppress(StartupError):  # pages and routes learn it from wait_ready; run() quits
             await services.start()
 
-    app.on_startup(quiet_native_logs)
     app.on_startup(start)
     app.on_shutdown(services.stop)
     # Host, Origin, the access token, JSON bodies and the body limit, before every route and socket

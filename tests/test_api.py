@@ -50,7 +50,7 @@ async def test_events_websocket_streams_hub_events(server: AppServer) -> None:
             break
         await asyncio.sleep(0.1)
     assert httpx.get(server.url + '/api/hub/stats').json() | {'published': 0} == \
-        {'subscribers': before['subscribers'], 'viewers': 0, 'visible': 0, 'published': 0, 'skipped': 0}
+        {'subscribers': before['subscribers'], 'viewers': 0, 'visible': 0, 'watching': 0, 'published': 0, 'skipped': 0}
 
 
 async def test_events_websocket_type_filter(jarvis: Harness) -> None:

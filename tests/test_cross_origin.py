@@ -94,7 +94,7 @@ def test_a_page_the_user_allowed_can_use_the_api(tmp_path: Path, browser) -> Non
             AppServer(tmp_path / 'data', port=port, args=['--no-default-model', '--allow-origin', page.url]):
         browser.get(page.url)
         result = wait_for(lambda: (r := browser.execute_script('return window.result')).get('chat')
-                          and r.get('plugins') and r.get('textPlain') and r['eventTypes'] and r,
+                          and r.get('plugins') and r.get('textPlain') and 'system_metrics' in r['eventTypes'] and r,
                           timeout=20, message='the allowed page did not get its answers')
     assert result['chat'] == '8 * 8 = 64', result
     assert 'Calculator' in result['plugins'], result

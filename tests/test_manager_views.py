@@ -5,6 +5,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from nicegui import ui
 from nicegui.testing.user import User
 
 from jarvis.config import Settings
@@ -14,6 +15,7 @@ from jarvis.models.default_model import DEFAULT_MODEL_FILE
 from .conftest import Harness, simulate
 from .helpers.files import read_only
 from .helpers.waiting import eventually as wait_until
+from .test_system_view import tooltip_of
 
 
 async def eventually(condition: Callable[[], object], timeout: float = 15.0) -> None:
@@ -177,3 +179,16 @@ async def test_pull_shows_progress_in_every_window_and_lists_the_model(ollama_ap
     click_in_row(bob, 'model-row:ollama:qwen2:0.5b', 'model-load')
     await eventually(lambda: in_row(alice, 'model-row:ollama:qwen2:0.5b', 'model-state').text == 'loaded')
     assert 'qwen2:0.5b' in ollama.running
+
+
+async def test_icon_only_buttons_of_the_models_view_have_accessible_names(gemma_app: Harness) -> None:
+    user = gemma_app.new_user()
+    await user.open('/models')
+    await eventually(lambda: user.find(marker=f'model-row:local:{GEMMA}').elements)
+    named = {}
+    for button in user.find(kind=ui.button).elements:
+        if button.props.get('icon') and not button.props.get('label') and not button.text:
+            assert button.props.get('aria-label'), f'{button.props["icon"]} has no accessible name'
+            assert tooltip_of(button), f'{button.props["icon"]} has no tooltip'
+            named[button.props['aria-label']] = button
+    assert f'Delete {GEMMA}' in named and 'Delete broken' in named

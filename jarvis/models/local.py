@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import native_logs
 from .base import ChatTurn, GenerationOptions, ModelError
 from .gguf import GGUFInfo, read_gguf
 from .prompt import PENALTY_WINDOW, TRANSCRIPT_SAMPLING, stop_sequences, transcript
@@ -67,6 +68,8 @@ class LlamaCppModel:
             from llama_cpp import Llama  # pylint: disable=import-outside-toplevel
         except ImportError as error:
             raise ModelError('llama-cpp-python is not installed, so GGUF models cannot run.') from error
+        # imported with the first model, not at start (its memory); its lines go to the debug log from then on
+        native_logs.route_llama_cpp_logs()
         trained = info.context_length or context_length
         self.context_length = max(256, min(context_length, trained))
         self.threads = threads or default_threads()

@@ -73,8 +73,9 @@ class ModelRow:
                 self.unload_button = mark(ui.button('Unload', icon='eject', on_click=self.view.unload)
                                           .props('outline dense'), 'model-unload')
                 if not server:  # a server's models are the server's to delete
-                    mark(ui.button(icon='delete', on_click=self.delete).props('flat round dense')
-                         .tooltip('Delete'), 'model-delete')
+                    delete = mark(ui.button(icon='delete', on_click=self.delete).props('flat round dense')
+                                  .tooltip('Delete'), 'model-delete')
+                    delete.props['aria-label'] = f'Delete {info.name}'  # a name may hold quotes: not in a props string
         self.show_state(info.state, info.error)
 
     def show_state(self, state: str, error: str = '') -> None:
@@ -173,8 +174,9 @@ class ModelsView:
                     if server.reachable else server.error
                 mark(ui.label(status).classes('text-xs grow ' + ('text-negative' if server.error else 'opacity-80')),
                      'server-status')
-                mark(ui.button(icon='delete', on_click=lambda name=server.name: self.remove_server(name))
-                     .props('flat round dense').tooltip('Remove'), 'server-remove')
+                remove = mark(ui.button(icon='delete', on_click=lambda name=server.name: self.remove_server(name))
+                              .props('flat round dense').tooltip('Remove'), 'server-remove')
+                remove.props['aria-label'] = f'Remove the server {server.name}'
 
     def _build_settings(self) -> None:
         options = self.models.options
