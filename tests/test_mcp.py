@@ -4,6 +4,8 @@ plugins' records, ask_jarvis is the whole assistant; the access token guards it 
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -133,3 +135,10 @@ def test_the_mcp_route_follows_the_apps_access_rules(tmp_path: Path) -> None:
                 return (await client.call_tool('system_metrics', {})).structured_content
 
         assert asyncio.run(with_token())['memory_total'] > 0
+
+
+def test_the_sdk_is_imported_with_the_first_request_not_at_start() -> None:
+    # about 25 MiB and seconds on two cores that a user who never connects an MCP client does not pay
+    code = 'import sys, jarvis.app; print(sorted(m for m in sys.modules if m == "mcp" or m.startswith("mcp.")))'
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120, check=True)
+    assert result.stdout.strip() == '[]'
