@@ -14,6 +14,7 @@ from nicegui import app, ui
 
 from . import api, exit_deadline, framework, native_window, tray
 from .config import Settings
+from .console import say
 from .resources import asset, assets_dir
 from .services import Services, StartupError
 from .ui.alerts_view import alerts_page
@@ -161,6 +162,6 @@ async def _quit_if_start_fails(services: Services) -> None:
     try:
         await services.wait_ready()
     except StartupError as error:
-        print(f'jarvis: {error}', file=sys.stderr, flush=True)
+        say(f'jarvis: {error}')
         exit_deadline.arm(code=1)
         app.shutdown()

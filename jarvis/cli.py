@@ -16,6 +16,7 @@ from pathlib import Path
 from . import __version__
 from .addresses import address_line, app_url, insecure_warning
 from .config import DEFAULT_HOST, DEFAULT_PORT, Settings
+from .console import say
 from .single_instance import AlreadyRunning, InstanceInfo, InstanceLock, Mode, hand_over
 
 log = logging.getLogger('jarvis')
@@ -102,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         allowed_origins = tuple(dict.fromkeys(parse_allowed_origin(origin) for origin in origins))
         allowed_hosts = tuple(dict.fromkeys(parse_allowed_host(host) for host in hosts))
     except FlagError as error:
-        print(f'jarvis: {error}', file=sys.stderr)
+        say(f'jarvis: {error}')
         return 2
 
     native = not (args.browser or args.no_open)
@@ -132,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     from .app import run  # pylint: disable=import-outside-toplevel  # keeps --help fast
     from .services import StartupError  # pylint: disable=import-outside-toplevel
     if probe is not None and (reason := probe.result()):
-        print(f'jarvis: no native window ({reason}); serving in browser mode instead.', file=sys.stderr)
+        say(f'jarvis: no native window ({reason}); serving in browser mode instead.')
         native = False
     if native:
         _prepare_qt(quiet=args.log_level != 'DEBUG')
@@ -148,11 +149,10 @@ def main(argv: list[str] | None = None) -> int:
     def announce() -> None:
         """What the user needs once the app has started: the address (every mode)."""
         if args.insecure and not is_loopback(args.host):
-            print(insecure_warning(args.host, port), file=sys.stderr)
+            say(insecure_warning(args.host, port))
         if token and not is_loopback(args.host):
-            print(f'jarvis: access token: {token}', file=sys.stderr)  # for scripts (X-Jarvis-Token)
-        print(address_line(args.host, port, token if not is_loopback(args.host) else None), file=sys.stderr,
-              flush=True)
+            say(f'jarvis: access token: {token}')  # for scripts (X-Jarvis-Token)
+        say(address_line(args.host, port, token if not is_loopback(args.host) else None))
 
     # uvicorn shuts down cleanly on SIGTERM and then raises the signal again; this handler turns
     # that into a normal exit (code 0), as closing the window or Ctrl+C does
@@ -161,12 +161,12 @@ def main(argv: list[str] | None = None) -> int:
         return run(settings, native=native, show=not args.no_open, native_port=port, announce=announce)
     except StartupError as error:  # the port, the data folder or the database cannot be used: say what to do
         log.debug('the start failed', exc_info=True)
-        print(f'jarvis: {error}', file=sys.stderr)
+        say(f'jarvis: {error}')
         return 1
     except Exception as error:  # anything else that stops the start: one line here, the details at DEBUG
         log.debug('the start failed', exc_info=True)
-        print(f'jarvis: J.A.R.V.I.S. could not start ({type(error).__name__}: {error}); start it with '
-              f'--log-level DEBUG to see where.', file=sys.stderr)
+        say(f'jarvis: J.A.R.V.I.S. could not start ({type(error).__name__}: {error}); start it with '
+            f'--log-level DEBUG to see where.')
         return 1
     finally:
         if _instance_lock is not None:  # a clean exit leaves an empty lock (the OS frees it on any exit)
@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
 def _desktop_integration(args: argparse.Namespace) -> int:
     from . import desktop_entry  # pylint: disable=import-outside-toplevel
     if not sys.platform.startswith('linux'):
-        print('jarvis: desktop entries and autostart are for Linux desktops (XDG) only.', file=sys.stderr)
+        say('jarvis: desktop entries and autostart are for Linux desktops (XDG) only.')
         return 2
     try:
         if args.uninstall_desktop_entry:
@@ -190,8 +190,7 @@ def _desktop_integration(args: argparse.Namespace) -> int:
             print(f'jarvis: J.A.R.V.I.S. starts with the session ({path})' if args.autostart == 'on'
                   else 'jarvis: J.A.R.V.I.S. no longer starts with the session')
     except OSError as error:
-        print(f'jarvis: could not write the desktop entry ({error.strerror or error}: {error.filename}).',
-              file=sys.stderr)
+        say(f'jarvis: could not write the desktop entry ({error.strerror or error}: {error.filename}).')
         return 1
     return 0
 
@@ -288,20 +287,19 @@ def _hand_over(running: AlreadyRunning, settings: Settings, *, open_browser: boo
     answer = hand_over(info) if info is not None else None
     if info is None or answer is None:
         who = f' (pid {info.pid})' if info is not None else ''
-        print(f'jarvis: another J.A.R.V.I.S.{who} uses {settings.data_dir} but does not answer: close it, or '
-              f'start with --data-dir and another folder.', file=sys.stderr)
+        say(f'jarvis: another J.A.R.V.I.S.{who} uses {settings.data_dir} but does not answer: close it, or '
+            f'start with --data-dir and another folder.')
         return 1
     url = app_url(info.host, info.port, info.token)
     if info.mode == 'native':
-        print(f'jarvis: J.A.R.V.I.S. is already running (pid {info.pid}); its window is in front now.',
-              file=sys.stderr)
+        say(f'jarvis: J.A.R.V.I.S. is already running (pid {info.pid}); its window is in front now.')
     elif info.mode == 'browser' and open_browser:
         import webbrowser  # pylint: disable=import-outside-toplevel
         webbrowser.open(url)
-        print(f'jarvis: J.A.R.V.I.S. is already running (pid {info.pid}); opened it in the browser.', file=sys.stderr)
+        say(f'jarvis: J.A.R.V.I.S. is already running (pid {info.pid}); opened it in the browser.')
     else:
-        print(f'jarvis: J.A.R.V.I.S. is already running (pid {info.pid}).', file=sys.stderr)
-    print(f'jarvis: J.A.R.V.I.S. is at {url}', file=sys.stderr)
+        say(f'jarvis: J.A.R.V.I.S. is already running (pid {info.pid}).')
+    say(f'jarvis: J.A.R.V.I.S. is at {url}')
     return 0
 
 
