@@ -87,6 +87,7 @@ def run(settings: Settings, *, native: bool, show: bool, native_port: int | None
                                                     services.assistant.new_conversation))
         app.on_startup(lambda: _start_tray(services))
     framework.calm_server_loop()
+    framework.quiet_windows()
     app.on_startup(lambda: _quit_if_start_fails(services))
     app.on_startup(lambda: _bound_quitting(services))
     app.on_shutdown(lambda: exit_deadline.arm())  # however quitting began (the window closed, a failed start)

@@ -3,13 +3,22 @@ the private parts the app relies on fails here, by name, instead of somewhere in
 from __future__ import annotations
 
 import ast
+import asyncio
+import contextlib
+import json
 import logging
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 
 from jarvis import framework
+
+from .helpers.server import AppServer
 
 PACKAGE = Path(framework.__file__).parent
 
@@ -18,13 +27,72 @@ def test_every_private_part_the_app_relies_on_is_still_there() -> None:
     assert framework.problems() == []
 
 
-def test_the_calm_server_loop_replaces_uvicorns_own() -> None:
-    original = uvicorn.Server.main_loop
+@pytest.fixture
+def calm_uvicorn() -> Iterator[None]:
+    original_loop = uvicorn.Server.main_loop
+    had_flag = 'should_exit' in vars(uvicorn.Server)
+    framework.calm_server_loop()
     try:
-        framework.calm_server_loop()
-        assert uvicorn.Server.main_loop is framework._calm_main_loop  # pylint: disable=protected-access
+        yield
     finally:
-        uvicorn.Server.main_loop = original  # type: ignore[method-assign]
+        uvicorn.Server.main_loop = original_loop  # type: ignore[method-assign]
+        if not had_flag:
+            del uvicorn.Server.should_exit
+
+
+def test_the_calm_server_loop_replaces_uvicorns_own(calm_uvicorn: None) -> None:
+    assert uvicorn.Server.main_loop is framework._calm_main_loop  # pylint: disable=protected-access
+
+
+async def test_the_calm_server_stops_as_soon_as_it_is_asked_not_at_its_next_tick(
+        calm_uvicorn: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A signal handler or another thread sets should_exit: the server wakes for it, though it ticks
+    rarely (here: once an hour; without the wake the server would not stop within the test's minute)."""
+    monkeypatch.setattr(framework, 'SERVER_TICK_S', 3600.0)
+
+    async def plain_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope['type'] == 'lifespan':
+            while (await receive())['type'] != 'lifespan.shutdown':
+                await send({'type': 'lifespan.startup.complete'})
+            await send({'type': 'lifespan.shutdown.complete'})
+
+    server = uvicorn.Server(uvicorn.Config(plain_app, host='127.0.0.1', port=0, log_level='warning'))
+    # serve without uvicorn's own signal handlers (this is not the main thread's only server)
+    monkeypatch.setattr(server, 'capture_signals', contextlib.nullcontext)
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.2)  # the loop is waiting for its (hour-long) tick now
+    threading.Thread(target=setattr, args=(server, 'should_exit', True)).start()  # as a signal handler would
+    await asyncio.wait_for(serving, timeout=60)
+    assert server.should_exit is True
+
+
+async def test_an_idle_window_outbox_does_not_wake_every_second() -> None:
+    """NiceGUI's outbox waits for work with a one-second timeout only to look whether it should stop
+    (its stop() wakes it itself); quiet_windows() lengthens that wait."""
+    from nicegui import outbox
+
+    original = outbox.asyncio
+    try:
+        framework.quiet_windows()
+        work = asyncio.Event()
+        asyncio.get_running_loop().call_later(1.5, work.set)
+        # the very call the outbox makes: it now waits past one second, for the work that comes
+        await outbox.asyncio.wait_for(work.wait(), timeout=1.0)
+        assert work.is_set()
+        assert outbox.asyncio.sleep is asyncio.sleep, 'everything else is asyncio itself'
+    finally:
+        outbox.asyncio = original
+
+
+def test_the_windows_sockets_ping_at_engine_io_defaults(tmp_path: Path) -> None:
+    with AppServer(tmp_path / 'data') as app:
+        handshake = httpx.get(app.url + '/_nicegui_ws/socket.io/?EIO=4&transport=polling')
+    assert handshake.status_code == 200
+    opened = json.loads(handshake.text[1:])  # an Engine.IO "open" packet: 0{...}
+    assert opened['pingInterval'] == framework.SOCKET_PING_INTERVAL_S * 1000
+    assert opened['pingTimeout'] == framework.SOCKET_PING_TIMEOUT_S * 1000
 
 
 def test_no_other_module_touches_private_parts_of_the_frameworks() -> None:
