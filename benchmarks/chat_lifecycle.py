@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from .chat_app import BenchApp
 from .common import Processes, log, start_chromium, summary, wait_for
 from .llama_peers import LlamaServer, app_request, server_cold_start
@@ -120,6 +122,29 @@ def _sample(read: Any, seconds: float) -> list[float]:
     return values
 
 
+def _mappings(pid: int) -> dict[str, int]:
+    """Resident bytes of one process by what is mapped (a library's file name; '[anon]', '[heap]', ...)."""
+    found: dict[str, int] = {}
+    name = '[anon]'
+    try:
+        with open(f'/proc/{pid}/smaps', encoding='utf-8', errors='replace') as smaps:
+            for line in smaps:
+                fields = line.split()
+                if fields and '-' in fields[0] and not fields[0].endswith(':'):
+                    name = fields[5].rsplit('/', 1)[-1] if len(fields) > 5 else '[anon]'
+                elif fields and fields[0] == 'Rss:':
+                    found[name] = found.get(name, 0) + int(fields[1]) * 1024
+    except OSError:  # not Linux, or the process ended
+        return {}
+    return found
+
+
+def _grown(before: dict[str, int], after: dict[str, int], top: int = 10) -> dict[str, float]:
+    """The mappings of the app's process that grew most between two moments, in MiB."""
+    growth = {k: (after.get(k, 0) - before.get(k, 0)) / MIB for k in after.keys() | before.keys()}
+    return {k: round(v, 2) for k, v in sorted(growth.items(), key=lambda kv: -abs(kv[1]))[:top]}
+
+
 def memory(procs: Processes, workdir: Path, models: Path, model_path: Path, *, quick: bool) -> dict[str, Any]:
     """Resident memory of a plain start with one browser window: idle, with the model, after unloading it."""
     settle, window = (5.0, 5.0) if quick else (20.0, 15.0)
@@ -137,11 +162,16 @@ def memory(procs: Processes, workdir: Path, models: Path, model_path: Path, *, q
                  message='the System view did not open')
         time.sleep(settle)
         idle = _sample(app.rss, window)
+        idle_maps = _mappings(app.process.pid)
         app.ask(HELLO, app.conversations[0])
         loaded = _sample(app.rss, window)
-        app.unload()  # the keep-alive's unload does the same: release the model, trim the heap
+        app_alone = psutil.Process(app.process.pid).memory_info().rss / MIB  # the model runs in a child
+        app.unload()  # the keep-alive's unload does the same: end the model's process
         time.sleep(settle)
         after = _sample(app.rss, window)
+        # where the app's own process holds more than before the load (its children are gone by now)
+        result['app_process_grew_after_unload_mib'] = _grown(idle_maps, _mappings(app.process.pid))
+        result['app_process_loaded_rss_mib'] = app_alone
         log(f'chat: memory: idle {statistics.median(idle):.0f} MiB, loaded {statistics.median(loaded):.0f} MiB, '
             f'after unloading {statistics.median(after):.0f} MiB')
         result.update({'app_idle_rss_mib': summary(idle), 'app_loaded_rss_mib': summary(loaded),

@@ -5,10 +5,12 @@ below are ones the default model answered badly before its stop sequences and re
 """
 from __future__ import annotations
 
+import os
 import re
 import threading
 from pathlib import Path
 
+import psutil
 import pytest
 
 from jarvis.assistant.assistant import SYSTEM_PROMPT
@@ -155,3 +157,18 @@ def test_closing_the_model_stops_a_running_answer(models_dir: Path) -> None:
     assert failure and 'unloaded' in str(failure[0])
     with pytest.raises(ModelError, match='unloaded'):
         model.count_tokens('hello')
+
+
+def test_the_model_runs_in_a_process_that_ends_with_the_close(models_dir: Path) -> None:
+    """Unloading gives back all the model brought in: the process it ran in ends (the test's own process
+    never loads llama.cpp for it)."""
+    model = LlamaCppModel(models_dir / DEFAULT_MODEL_FILE, context_length=1024)
+    runner = model.runner_pid
+    assert runner is not None and runner != os.getpid()
+    assert any('libllama' in m.path for m in psutil.Process(runner).memory_maps()), 'llama.cpp runs there'
+    assert list(model.stream_chat([ChatTurn('user', 'Hello!')], GenerationOptions(max_tokens=4, temperature=0.0),
+                                  threading.Event()))
+    model.close()
+    assert model.runner_pid is None and not psutil.pid_exists(runner), 'ended (and reaped) by the close'
+    with pytest.raises(ModelError, match='unloaded'):
+        list(model.stream_chat([ChatTurn('user', 'Hello!')], GenerationOptions(max_tokens=4), threading.Event()))

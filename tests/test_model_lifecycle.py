@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from jarvis import events
@@ -21,6 +22,7 @@ from jarvis.config import Settings
 from jarvis.events import ChatMessage, ModelLoaded, ModelStatus
 from jarvis.models.default_model import DEFAULT_MODEL_FILE
 from jarvis.models.keep_alive import FOREVER, KeepAlive
+from jarvis.models.local import LlamaCppModel
 from jarvis.models.manager import ACTIVE_KEY
 from jarvis.services import Services
 from jarvis.storage import Database, SettingsStore
@@ -149,7 +151,9 @@ async def test_the_first_message_loads_the_default_model(app: Services) -> None:
 
 async def test_the_keep_alive_unloads_and_the_next_message_loads_again(app: Services, clock: ManualClock) -> None:
     await app.assistant.send('Hello!')
-    assert app.models.active is not None
+    assert isinstance(app.models.active, LlamaCppModel)
+    runner = app.models.active.runner_pid
+    assert runner is not None and psutil.pid_exists(runner)
     await clock.advance(TEN_MINUTES - 1)
     assert app.models.active is not None, 'used 1 s ago by the clock'
     seen = record(app, events.MODEL_LOADED, events.MODEL_STATUS)
@@ -162,6 +166,7 @@ async def test_the_keep_alive_unloads_and_the_next_message_loads_again(app: Serv
     assert ModelStatus(model=GEMMA, source='local', state='standby') in seen
     assert next(m for m in (await app.models.catalog()).models if m.name == GEMMA).state == 'standby'
     assert app.store.get(ACTIVE_KEY) == {'name': GEMMA, 'source': 'local'}, 'remembered for the next start'
+    assert not psutil.pid_exists(runner), 'the process the model ran in ended: its memory is back'
 
     answer = await app.assistant.send('Are you back?')
     assert answer.status == 'done' and answer.model == GEMMA and app.models.active is not None
@@ -370,22 +375,42 @@ def _in_row(user, row_marker: str, marker: str):  # type: ignore[no-untyped-def]
 # --- the real app in its own process ----------------------------------------------------------
 
 @pytest.mark.skipif(not sys.platform.startswith('linux'), reason='reads the libraries a process mapped from /proc')
-def test_the_app_maps_llama_cpp_only_once_a_message_needs_the_model(models_dir: Path, tmp_path: Path) -> None:
-    """With the model on standby the app has not loaded llama.cpp (nor its memory); the first message does."""
+def test_the_model_runs_in_a_process_of_its_own_that_ends_with_the_unload(models_dir: Path, tmp_path: Path) -> None:
+    """With the model on standby no process of the app has loaded llama.cpp (nor its memory); the first
+    message starts a process of the app's own for the model, and unloading ends it, so that the app is
+    back to the memory it had before (llama.cpp's libraries, llama-cpp-python's modules and the heap
+    its threads used never enter the app's process)."""
     # a plain start (no --no-default-model): the default model goes on standby
     with AppServer(tmp_path / 'data', args=['--log-level', 'INFO'], env={'JARVIS_MODELS_DIR': str(models_dir)}) as server:
         assert server.process is not None
+        app = psutil.Process(server.process.pid)
         with httpx.Client(base_url=server.url, timeout=120) as client:
             def gemma_state() -> str:
                 return next(m for m in client.get('/api/models').json()['models'] if m['name'] == GEMMA)['state']
 
             _wait_until(lambda: gemma_state() == 'standby')  # set once the start's check of the model is done
             assert client.get('/api/models').json()['active'] is None
-            assert not _maps_llama(server.process.pid), 'llama.cpp is not in the process yet'
+            assert not _llama_processes(app), 'llama.cpp is not in any process of the app yet'
             answer = client.post('/api/chat', json={'message': 'Hello! Who are you?'}).json()
             assert answer['status'] == 'done' and answer['model'] == GEMMA
-            assert _maps_llama(server.process.pid)
             assert client.get('/api/models').json()['active']['name'] == GEMMA
+            runners = _llama_processes(app)
+            assert len(runners) == 1 and runners[0] != app.pid, 'in a child process, not in the app\'s own'
+            assert client.post('/api/models/unload').status_code == 200
+            _wait_until(lambda: not _llama_processes(app))
+            assert not psutil.pid_exists(runners[0]), 'ended and reaped'
+
+
+def _llama_processes(app: psutil.Process) -> list[int]:
+    """The app's process and its children that have llama.cpp's library mapped."""
+    found = []
+    for process in [app, *app.children(recursive=True)]:
+        try:
+            if _maps_llama(process.pid):
+                found.append(process.pid)
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            pass  # ended meanwhile
+    return found
 
 
 def _wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> None:

@@ -1,31 +1,39 @@
-"""GGUF models in-process through llama-cpp-python.
+"""GGUF models through llama-cpp-python, each in a runner process of its own.
 
-llama_cpp (and numpy with it) is imported by the first load, not at start: with no model loaded the
-app does not hold its libraries.
+A loaded model lives in a child process (``llama_runner``) that this module starts, talks to over
+pipes and ends to unload the model, as Ollama runs its models: unloading gives back everything the
+model brought in (llama.cpp's and numpy's libraries, llama-cpp-python's modules, the heap the
+threads that ran it left behind), which an unload inside the app's own process could not. The app
+itself never imports llama_cpp.
 """
 from __future__ import annotations
 
-import ctypes
-import gc
+import importlib.util
+import json
 import logging
 import os
+import queue
+import subprocess
 import sys
 import threading
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import native_logs
 from .base import ChatTurn, GenerationOptions, ModelError
 from .gguf import GGUFInfo, read_gguf
-from .prompt import PENALTY_WINDOW, TRANSCRIPT_SAMPLING, stop_sequences, transcript
-from .repetition import LoopGuard
 
 log = logging.getLogger(__name__)
+llama_log = logging.getLogger('llama_cpp')  # the runner's log lines: llama.cpp's among them
 
-# prefill reads this many prompt tokens between looks at its stop event (about a second here)
-PREFILL_CHUNK = 256
+# the frozen app (PyInstaller) has no ``python -m``: its entry point runs the runner on this argument
+RUNNER_ARGUMENT = '--llama-runner'
+# seconds a runner has to end after its stdin closed before it is killed
+EXIT_GRACE_S = 2.0
+# how often a request that waits for the runner looks at its cancel event
+POLL_S = 0.1
 
 
 def default_threads() -> int:
@@ -42,6 +50,13 @@ def default_threads() -> int:
     return max(1, (os.cpu_count() or 2) - 1)
 
 
+def runner_command() -> list[str]:
+    """How to start a runner: this interpreter with the runner module (the bundle: itself, with a flag)."""
+    if getattr(sys, 'frozen', False):
+        return [sys.executable, RUNNER_ARGUMENT]
+    return [sys.executable, '-m', 'jarvis.models.llama_runner']
+
+
 @dataclass(frozen=True, slots=True)
 class PromptStats:
     """How much of one prompt llama.cpp evaluated (from its own counters): the rest came from its KV cache."""
@@ -54,8 +69,105 @@ class PromptStats:
         return None if self.tokens is None else max(0, self.tokens - self.evaluated)
 
 
+class RunnerGone(ModelError):
+    """The runner process ended (unloaded, or it crashed) before it finished a request."""
+
+
+class RunnerProcess:
+    """One runner process: JSON lines to its stdin, its replies read by a thread into a queue, its
+    log lines (stderr) into the ``llama_cpp`` logger."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        package_root = str(Path(__file__).resolve().parents[2])  # found also when the app runs from a checkout
+        env = {**os.environ, 'PYTHONPATH': os.pathsep.join(filter(None, [package_root, os.environ.get('PYTHONPATH')])),
+               # numpy comes with llama-cpp-python; its BLAS threads would only hold memory here
+               'OPENBLAS_NUM_THREADS': '1', 'PYTHONUNBUFFERED': '1'}
+        self._process = subprocess.Popen(runner_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=subprocess.PIPE, env=env, text=True, encoding='utf-8',
+                                         errors='replace', bufsize=1)
+        self.pid = self._process.pid
+        self._replies: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._log_tail: deque[str] = deque(maxlen=20)  # to say why a runner that died did
+        self._send_lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._read_replies, name=f'{name} replies', daemon=True),
+                         threading.Thread(target=self._read_log, name=f'{name} log', daemon=True)]
+        for thread in self._threads:
+            thread.start()
+
+    def send(self, request: dict[str, Any]) -> None:
+        with self._send_lock:
+            try:
+                assert self._process.stdin is not None
+                self._process.stdin.write(json.dumps(request) + '\n')
+                self._process.stdin.flush()
+            except (OSError, ValueError) as error:  # a closed pipe: the runner is gone
+                raise RunnerGone(f'{self.name} is not running any more.') from error
+
+    def reply(self, timeout: float | None = None) -> dict[str, Any] | None:
+        """The next reply; None after ``timeout``. Raises ``RunnerGone`` once the runner has ended."""
+        try:
+            item = self._replies.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        if item is None:
+            self._replies.put(None)  # every later call hears it too
+            raise RunnerGone(self._death())
+        return item
+
+    def stop(self) -> None:
+        """End the runner (closing its stdin ends it; a runner that does not end in time is killed)."""
+        try:
+            with self._send_lock:
+                if self._process.stdin is not None:
+                    self._process.stdin.close()
+        except OSError:
+            pass
+        try:
+            self._process.wait(EXIT_GRACE_S)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        for thread in self._threads:
+            thread.join(EXIT_GRACE_S)
+
+    @property
+    def running(self) -> bool:
+        return self._process.poll() is None
+
+    def _read_replies(self) -> None:
+        assert self._process.stdout is not None
+        for line in self._process.stdout:
+            try:
+                self._replies.put(json.loads(line))
+            except json.JSONDecodeError:
+                llama_log.debug('%s', line.rstrip())
+        self._replies.put(None)
+
+    def _read_log(self) -> None:
+        assert self._process.stderr is not None
+        for line in self._process.stderr:
+            line = line.rstrip()
+            if not line:
+                continue
+            self._log_tail.append(line)
+            level, _, text = line.partition(' ')
+            if level in ('WARNING', 'ERROR', 'CRITICAL'):
+                llama_log.warning('%s', text)
+            else:
+                llama_log.debug('%s', text if level in ('DEBUG', 'INFO') else line)
+
+    def _death(self) -> str:
+        try:
+            code = self._process.wait(EXIT_GRACE_S)
+        except subprocess.TimeoutExpired:
+            code = None
+        last = next((line for line in reversed(self._log_tail) if 'Error' in line or 'error' in line), '')
+        return f'The process that ran {self.name} ended (exit code {code})' + (f': {last}' if last else '.')
+
+
 class LlamaCppModel:
-    """A loaded GGUF. Loading and generating block: call them in a worker thread."""
+    """A loaded GGUF, running in a runner process. Loading and generating block: call them in a worker thread."""
 
     source = 'local'
 
@@ -64,28 +176,31 @@ class LlamaCppModel:
         path = Path(path)
         # a clear error for a corrupt or foreign file before llama.cpp sees it (``gguf``: read already)
         info = gguf or read_gguf(path)
-        try:
-            from llama_cpp import Llama  # pylint: disable=import-outside-toplevel
-        except ImportError as error:
-            raise ModelError('llama-cpp-python is not installed, so GGUF models cannot run.') from error
-        # imported with the first model, not at start (its memory); its lines go to the debug log from then on
-        native_logs.route_llama_cpp_logs()
+        if importlib.util.find_spec('llama_cpp') is None:
+            raise ModelError('llama-cpp-python is not installed, so GGUF models cannot run.')
         trained = info.context_length or context_length
         self.context_length = max(256, min(context_length, trained))
         self.threads = threads or default_threads()
         self.threads_batch = self.threads
-        try:
-            # swa_full: a model with sliding-window attention layers (Gemma 3) keeps their whole
-            # context, or llama.cpp cannot cut its cache back to a common prefix and evaluates each
-            # prompt from its start; the cache of the default model is 75 MiB at 4,096 tokens either way
-            self._llm: Any = Llama(model_path=str(path), n_ctx=self.context_length, n_threads=self.threads,
-                                   n_threads_batch=self.threads_batch, n_gpu_layers=gpu_layers,
-                                   last_n_tokens_size=PENALTY_WINDOW, swa_full=True, verbose=False)
-        except (ValueError, RuntimeError, OSError) as error:
-            raise ModelError(f'llama.cpp could not load {path.name}: {error}') from error
         self.name = name or path.stem
         self.path = path
-        self.chat_template: str | None = self._llm.metadata.get('tokenizer.chat_template') or None
+        self._lock = threading.Lock()  # one request at a time: the runner's llama context is not re-entrant
+        # set by close(): a generation still running ends at once instead of holding the lock (and
+        # so the unload or the switch to another model) until its last token
+        self._closing = threading.Event()
+        try:
+            self._runner: RunnerProcess | None = RunnerProcess(self.name)
+        except OSError as error:
+            raise ModelError(f'The process for {path.name} could not be started: {error}') from error
+        try:
+            loaded = self._request({'op': 'load', 'path': str(path), 'context_length': self.context_length,
+                                    'gpu_layers': gpu_layers, 'threads': self.threads})
+        except ModelError as error:
+            self._runner.stop()
+            self._runner = None
+            raise ModelError(f'llama.cpp could not load {path.name}: {error}'
+                             if isinstance(error, RunnerGone) else str(error)) from error
+        self.chat_template: str | None = loaded.get('chat_template') or None
         self.details: dict[str, Any] = {
             'path': str(path),
             'context_length': self.context_length,
@@ -98,58 +213,38 @@ class LlamaCppModel:
             'batch_threads': self.threads_batch,
         }
         self.last_prompt: PromptStats | None = None  # of the latest generation
-        self._lock = threading.Lock()  # one generation at a time: a llama context is not re-entrant
-        # set by close(): a generation still running stops at its next token instead of holding the
-        # lock (and so the unload or the switch to another model) until its last token
-        self._closing = threading.Event()
+
+    @property
+    def runner_pid(self) -> int | None:
+        """The process the model runs in (None once unloaded)."""
+        return self._runner.pid if self._runner is not None else None
 
     def stream_chat(self, turns: list[ChatTurn], options: GenerationOptions,
                     cancel: threading.Event) -> Iterator[str]:
         with self._lock:
-            if self._llm is None or self._closing.is_set():
-                raise ModelError(f'{self.name} was unloaded.')
-            guard: LoopGuard | None = None
-            evaluated_before = self._prompt_tokens_evaluated()
-            prompt: str | None = None
-            if self.chat_template:
-                stream, read = self._chat_stream(turns, options), _delta_text
-            else:  # a base model: the transcript, its stop sequences, the repetition controls
-                sampling = TRANSCRIPT_SAMPLING
-                prompt = transcript(turns)
-                stream = self._llm.create_completion(
-                    prompt, max_tokens=options.max_tokens, temperature=options.temperature,
-                    stop=stop_sequences(turns), repeat_penalty=sampling.repeat_penalty,
-                    frequency_penalty=sampling.frequency_penalty, presence_penalty=sampling.presence_penalty,
-                    stream=True)
-                read, guard = _completion_text, LoopGuard()
+            runner = self._usable()
+            runner.send({'op': 'chat', 'turns': _turns(turns), 'max_tokens': options.max_tokens,
+                         'temperature': options.temperature})
+            finished = False
             try:
-                # llama.cpp reads the whole prompt before the first step of the stream, then computes
-                # one token per step: a cancel or a close takes effect when the step under way ends
-                for chunk in stream:
-                    if cancel.is_set():
-                        break  # leaving the generator stops llama.cpp from computing further tokens
-                    if self._closing.is_set():
-                        raise ModelError(f'{self.name} was unloaded while it was answering.')
-                    piece = read(chunk)
-                    if guard is not None:
-                        piece = guard.feed(piece)
-                    if piece:
-                        yield piece
-                    if guard is not None and guard.looped:
-                        log.info('%s started to repeat itself: the answer ends there', self.name)
+                while True:
+                    reply = self._next(runner, cancel)
+                    if reply is None:  # cancelled: the runner ends the answer at its next token
                         break
-                else:
-                    if guard is not None and (rest := guard.flush()):
-                        yield rest
+                    if 'piece' in reply:
+                        yield reply['piece']
+                        continue
+                    finished = True
+                    self._ended(reply)
+                    prompt = reply['done'].get('prompt') or {}
+                    if 'evaluated' in prompt:
+                        self.last_prompt = PromptStats(tokens=prompt.get('tokens'), evaluated=prompt['evaluated'])
+                        log.debug('%s: prompt of %s tokens, %d evaluated', self.name, self.last_prompt.tokens,
+                                  self.last_prompt.evaluated)
+                    return
             finally:
-                stream.close()  # type: ignore[union-attr]
-                try:
-                    self.last_prompt = self._prompt_stats(prompt, evaluated_before)
-                except Exception:  # pylint: disable=broad-except  # figures for the log; never the answer's fault
-                    log.debug('could not read the prompt figures', exc_info=True)
-                else:
-                    log.debug('%s: prompt of %s tokens, %d evaluated', self.name, self.last_prompt.tokens,
-                              self.last_prompt.evaluated)
+                if not finished:  # cancelled, or the caller stopped reading: stop the runner, wait for its end
+                    self._finish(runner)
 
     def prefill(self, turns: list[ChatTurn], stop: threading.Event) -> int:
         """Read a conversation into the cache (without answering), so that a prompt that begins with it
@@ -161,83 +256,84 @@ class LlamaCppModel:
         if self.chat_template:
             return 0
         with self._lock:
-            if self._llm is None or self._closing.is_set():
+            if self._runner is None or self._closing.is_set():
                 return 0
-            llm = self._llm
-            tokens = llm.tokenize(transcript(turns, answer=False).encode('utf-8'), special=True)
-            # start after what the cache holds already: asking again for a part of it would cut the
-            # cache back to that part
-            cached = llm.longest_token_prefix(llm.input_ids[:llm.n_tokens].tolist(), tokens)
-            before = self._prompt_tokens_evaluated()
-            for end in [*range(cached + PREFILL_CHUNK, len(tokens), PREFILL_CHUNK), len(tokens)]:
-                if end <= cached or stop.is_set() or self._closing.is_set():
-                    break
-                # llama-cpp-python evaluates what its cache lacks of these tokens, then samples one
-                # token that is never evaluated: the cache then holds exactly tokens[:end]
-                for _ in llm.create_completion(tokens[:end], max_tokens=1, temperature=0.0, stream=True):
-                    pass
-            return self._prompt_tokens_evaluated() - before
-
-    def _chat_stream(self, turns: list[ChatTurn], options: GenerationOptions) -> Any:
-        messages = [{'role': t.role, 'content': t.content} for t in turns]
-        try:
-            return self._llm.create_chat_completion(messages=messages, max_tokens=options.max_tokens,
-                                                    temperature=options.temperature, stream=True)
-        except Exception as error:  # some templates reject a system turn: fold it into the first user turn
-            if not turns or turns[0].role != 'system':
-                raise ModelError(f'The chat template of {self.name} failed: {error}') from error
-            merged = [{'role': 'user', 'content': f'{turns[0].content}\n\n{turns[1].content}'}] if len(turns) > 1 else []
-            messages = merged + [{'role': t.role, 'content': t.content} for t in turns[2:]]
-            return self._llm.create_chat_completion(messages=messages, max_tokens=options.max_tokens,
-                                                    temperature=options.temperature, stream=True)
-
-    def _prompt_tokens_evaluated(self) -> int:
-        """llama.cpp's count of prompt tokens evaluated so far (tokens read in batches, not generated)."""
-        from llama_cpp import llama_perf_context  # pylint: disable=import-outside-toplevel
-        return int(llama_perf_context(self._llm._ctx.ctx).n_p_eval)  # pylint: disable=protected-access
-
-    def _prompt_stats(self, prompt: str | None, evaluated_before: int) -> PromptStats:
-        """After a generation: its prompt's length in tokens (tokenized as create_completion does) and how
-        many of them llama.cpp evaluated; generated tokens are counted apart (one at a time)."""
-        evaluated = self._prompt_tokens_evaluated() - evaluated_before
-        tokens = None if prompt is None else len(self._llm.tokenize(prompt.encode('utf-8'), special=True))
-        return PromptStats(tokens=tokens, evaluated=evaluated)
+            runner = self._runner
+            try:
+                runner.send({'op': 'prefill', 'turns': _turns(turns)})
+                reply = self._next(runner, stop)
+                if reply is None:
+                    reply = self._finish(runner)
+                return int(self._ended(reply).get('evaluated', 0)) if reply is not None else 0
+            except ModelError:
+                if self._closing.is_set():  # unloaded meanwhile: nothing was read for an answer
+                    return 0
+                raise
 
     def count_tokens(self, text: str) -> int:
-        with self._lock:  # never on a model that close() is freeing
-            if self._llm is None:
-                raise ModelError(f'{self.name} was unloaded.')
-            return len(self._llm.tokenize(text.encode('utf-8', errors='replace'), add_bos=False, special=False))
+        with self._lock:
+            runner = self._usable()
+            runner.send({'op': 'count', 'text': text})
+            reply = self._next(runner, None)
+            assert reply is not None
+            return int(self._ended(reply)['tokens'])
 
     def close(self) -> None:
-        """Free the model; a generation still running stops at its next token first."""
+        """Unload: end the runner process; a generation still running ends with an error at once."""
         self._closing.set()
+        runner = self._runner
+        if runner is not None:
+            runner.stop()  # a request under way reads the runner's end and lets go of the lock
         with self._lock:
-            llm, self._llm = self._llm, None
-            if llm is not None:
-                llm.close()
-                del llm
-                release_freed_memory()
+            self._runner = None
+
+    # --- talking to the runner -------------------------------------------------------------------
+
+    def _usable(self) -> RunnerProcess:
+        if self._runner is None or self._closing.is_set():
+            raise ModelError(f'{self.name} was unloaded.')
+        return self._runner
+
+    def _next(self, runner: RunnerProcess, cancel: threading.Event | None) -> dict[str, Any] | None:
+        """The runner's next reply to the request under way; None once ``cancel`` is set."""
+        while True:
+            if cancel is not None and cancel.is_set():
+                return None
+            try:
+                reply = runner.reply(POLL_S)
+            except RunnerGone as error:
+                if self._closing.is_set():
+                    raise ModelError(f'{self.name} was unloaded while it was answering.') from error
+                raise
+            if self._closing.is_set():  # the runner may end the request before it ends itself
+                raise ModelError(f'{self.name} was unloaded while it was answering.')
+            if reply is not None:
+                return reply
+
+    def _finish(self, runner: RunnerProcess) -> dict[str, Any] | None:
+        """Stop the request under way and read up to its end (its last reply); None if the runner ended."""
+        try:
+            runner.send({'op': 'stop'})
+            while True:
+                reply = runner.reply()
+                if reply is not None and 'piece' not in reply:
+                    return reply
+        except RunnerGone:
+            return None
+
+    def _ended(self, reply: dict[str, Any]) -> dict[str, Any]:
+        """The result of a request that ended: its ``done`` object, or its error raised."""
+        if 'error' in reply:
+            raise ModelError(reply['error'])
+        return reply['done']
+
+    def _request(self, request: dict[str, Any]) -> dict[str, Any]:
+        assert self._runner is not None
+        self._runner.send(request)
+        reply = self._next(self._runner, None)
+        assert reply is not None
+        return self._ended(reply)
 
 
-def release_freed_memory() -> None:
-    """Give the memory a freed model leaves behind back to the system.
-
-    The model's own buffers go with it, but glibc's allocator keeps the heap they shared with
-    Python (seen: 80 MiB resident after closing the default model, 45 MiB after trimming).
-    """
-    gc.collect()  # llama_cpp.Llama holds reference cycles: free its arrays now, not at some later collection
-    if not sys.platform.startswith('linux'):
-        return
-    try:
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc (musl has no malloc_trim)
-        pass
-
-
-def _completion_text(chunk: dict) -> str:
-    return chunk['choices'][0].get('text') or ''
-
-
-def _delta_text(chunk: dict) -> str:
-    return chunk['choices'][0].get('delta', {}).get('content') or ''
+def _turns(turns: list[ChatTurn]) -> list[dict[str, str]]:
+    return [{'role': turn.role, 'content': turn.content} for turn in turns]
