@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             native = False
         else:
             port = args.port or _free_port(args.host)
-            window = _open_window(args.host, port, quiet=args.log_level != 'DEBUG', data_dir=settings.data_dir)
+            window = _open_window(args.host, port, quiet=args.log_level != 'DEBUG')
     # NiceGUI keeps app.storage in ./.nicegui (the working directory, e.g. a bundle's folder) unless
     # NICEGUI_STORAGE_PATH says otherwise; it reads the variable once, when nicegui is imported (next line)
     os.environ.setdefault('NICEGUI_STORAGE_PATH', str(settings.data_dir / 'nicegui'))
@@ -222,7 +222,7 @@ def native_window_unavailable() -> str | None:
     return None
 
 
-def _open_window(host: str, port: int, *, quiet: bool, data_dir: Path) -> WindowProcess:
+def _open_window(host: str, port: int, *, quiet: bool) -> WindowProcess:
     """Start the native window's process (it shows the app once the server at ``port`` answers)."""
     from .window_process import WindowProcess, WindowSpec  # pylint: disable=import-outside-toplevel
     qt = sys.platform.startswith('linux') and importlib.util.find_spec('PyQt6') is not None
@@ -234,7 +234,7 @@ def _open_window(host: str, port: int, *, quiet: bool, data_dir: Path) -> Window
     local = {'': '127.0.0.1', '0.0.0.0': '127.0.0.1', '::': '[::1]'}.get(host, f'[{host}]' if ':' in host else host)
     return WindowProcess(WindowSpec(
         url=f'http://{local}:{port}/', title=WINDOW_TITLE, size=(1280, 860), min_size=(720, 560),
-        gui='qt' if qt else None, quiet_rules=rules, storage_path=str(data_dir / 'webview')))
+        gui='qt' if qt else None, quiet_rules=rules))
 
 
 def _probe_native_window() -> int:

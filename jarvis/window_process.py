@@ -22,6 +22,7 @@ import socket
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -49,13 +50,15 @@ class WindowSpec:
     # Qt's logging rules once the window is up (None: Qt's own); during its start everything Qt says goes
     # to a file, so that a failure can say why
     quiet_rules: str | None = None
-    storage_path: str | None = None  # keeps the web engine's cache between starts; None: nothing is kept
 
 
 class WindowProcess:
     """The window's process, seen from the app's process."""
 
-    def __init__(self, spec: WindowSpec) -> None:
+    def __init__(self, spec: WindowSpec, on_window: Callable[[Any, Callable[[str], None]], None] | None = None) -> None:
+        """Start the process. ``on_window(window, send)``, if given, runs there on pywebview's window as soon as
+        it exists (``send(event_type)`` sends an event to the app); it must pickle, as a module's function or
+        an object of one, since it crosses into the window's process."""
         context = multiprocessing.get_context('spawn')  # never fork: Qt and threads do not survive it
         self.spec = spec
         self.method_queue: multiprocessing.Queue = context.Queue()
@@ -66,7 +69,7 @@ class WindowProcess:
         os.close(handle)
         self.process = context.Process(
             target=run_window, name='jarvis-window', daemon=True,
-            args=(spec, self.method_queue, self.response_queue, event_sender, status_sender, self._output))
+            args=(spec, self.method_queue, self.response_queue, event_sender, status_sender, self._output, on_window))
         self.process.start()
         # the child holds the sending ends now: reading gets EOF as soon as it ends
         event_sender.close()
@@ -122,7 +125,8 @@ class WindowProcess:
 # --- the window's process -------------------------------------------------------------------------
 
 def run_window(spec: WindowSpec, method_queue: multiprocessing.Queue, response_queue: multiprocessing.Queue,
-               event_sender: Connection, status: Connection, output: str) -> None:
+               event_sender: Connection, status: Connection, output: str,
+               on_window: Callable[[Any, Callable[[str], None]], None] | None = None) -> None:
     """The window's process: open the window, load the app when its server answers, serve NiceGUI's calls."""
     console = _capture_stderr(output)  # what Qt says while it starts goes to a file: a failure quotes it
     try:
@@ -136,7 +140,9 @@ def run_window(spec: WindowSpec, method_queue: multiprocessing.Queue, response_q
     assert window is not None
     closed = threading.Event()
     window.events.closed += closed.set
-    _forward_events(window, event_sender)
+    send = _forward_events(window, event_sender)
+    if on_window is not None:
+        on_window(window, send)
     _serve_methods(window, method_queue, response_queue, closed)
     _end_with_the_app(window, closed)
 
@@ -153,8 +159,6 @@ def run_window(spec: WindowSpec, method_queue: multiprocessing.Queue, response_q
     start_args: dict[str, Any] = {'func': when_started}
     if spec.gui is not None:
         start_args['gui'] = spec.gui
-    if spec.storage_path is not None:
-        start_args.update(private_mode=False, storage_path=spec.storage_path)
     try:
         webview.start(**start_args)
     except Exception as error:  # pylint: disable=broad-except
@@ -200,7 +204,7 @@ def _wait_for_server(url: str, closed: threading.Event) -> bool:
     return False
 
 
-def _forward_events(window: Any, sender: Connection) -> None:
+def _forward_events(window: Any, sender: Connection) -> Callable[..., None]:
     """The window's events, as NiceGUI's own window process sends them (``app.native.on``)."""
     def send(event_type: str, **kwargs: Any) -> None:
         try:
@@ -216,6 +220,7 @@ def _forward_events(window: Any, sender: Connection) -> None:
     window.events.resized += lambda width, height: send('resized', width=width, height=height)
     window.events.moved += lambda x, y: send('moved', x=x, y=y)
     window.events.closed += lambda: send('closed')
+    return send
 
 
 def _serve_methods(window: Any, method_queue: multiprocessing.Queue, response_queue: multiprocessing.Queue,
