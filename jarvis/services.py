@@ -8,11 +8,11 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from . import events
 from .alerts import AlertManager, DesktopNotifications
 from .assistant.assistant import Assistant
 from .assistant.completions import Completions
 from .assistant.tools import ToolRegistry
-from . import events
 from .config import Settings
 from .events import ChatMessage, Event, Notification
 from .hub import Hub
