@@ -7,8 +7,8 @@ import errno
 import logging
 import os
 import socket
-import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from nicegui import app, ui
 
@@ -24,6 +24,9 @@ from .ui.plugins_view import plugins_page
 from .ui.shell import View, build_root
 from .ui.system_view import system_page
 from .web_guard import GuardPolicy, WebGuard
+
+if TYPE_CHECKING:
+    from .window_process import WindowProcess
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +70,11 @@ def create_app(settings: Settings) -> tuple[Services, Callable[[], None]]:
 
 
 def run(settings: Settings, *, native: bool, show: bool, native_port: int | None = None,
-        announce: Callable[[], None] | None = None) -> int:
+        announce: Callable[[], None] | None = None, window: WindowProcess | None = None) -> int:
     """Serve the app until it is closed; returns the exit code. Raises ``StartupError`` (before serving)
     when the port, the data folder or the database cannot be used. ``announce`` runs once the app has
-    started (it prints the address)."""
+    started (it prints the address). With ``native``, ``window`` is the native window's process, started
+    before the app was imported (``jarvis.window_process``), which shows the app at ``native_port``."""
     port = native_port if native else settings.port
     if port is not None:  # the native window picks a free port unless told one
         _check_port(settings.host, port)
@@ -91,15 +95,15 @@ def run(settings: Settings, *, native: bool, show: bool, native_port: int | None
     app.on_startup(lambda: _quit_if_start_fails(services))
     app.on_startup(lambda: _bound_quitting(services))
     app.on_shutdown(lambda: exit_deadline.arm())  # however quitting began (the window closed, a failed start)
-    if native and sys.platform.startswith('linux'):
-        framework.use_qt_backend(min_size=(720, 560))
+    if native:
+        assert window is not None  # the command opens the window first
+        framework.adopt_native_window(window)
     ui.run(
         root,
         title=TITLE,
         host=settings.host,
         port=port,
-        native=native,
-        window_size=(1280, 860) if native else None,
+        native=False,  # the window is this app's own process (above), not the one NiceGUI would start
         show=show and not native,
         reload=False,
         favicon=asset('icon.png'),

@@ -8,10 +8,10 @@ import multiprocessing
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .addresses import address_line, app_url, insecure_warning
@@ -19,9 +19,16 @@ from .config import DEFAULT_HOST, DEFAULT_PORT, Settings
 from .console import say
 from .single_instance import AlreadyRunning, InstanceInfo, InstanceLock, Mode, hand_over
 
+if TYPE_CHECKING:
+    from .window_process import WindowProcess
+
 log = logging.getLogger('jarvis')
 
 PROBE_FLAG = '--probe-native-window'
+WINDOW_TITLE = 'J.A.R.V.I.S.'
+# Qt's warnings and the page's console are not the app's lines (a quiet console); a QT_LOGGING_RULES the
+# user set wins, and --log-level DEBUG shows them
+QUIET_QT_RULES = '*.debug=false;*.info=false;*.warning=false;js=false;qt.qpa.*=false'
 _instance_lock: InstanceLock | None = None
 
 
@@ -124,20 +131,26 @@ def main(argv: list[str] | None = None) -> int:
         log.debug('no instance lock in %s: %s', settings.data_dir, error)
         _instance_lock = None
 
-    # Qt is probed in a child process while this one imports the app (the two take about as long): the
-    # window opens sooner than with one after the other
-    probe = NativeProbe.start() if native else None
+    # the native window's process starts first: it opens the window (pywebview and Qt only) while this
+    # process imports the app, and loads the page as soon as the server answers
+    window: WindowProcess | None = None
+    port = args.port or settings.port
+    if native:
+        if reason := native_window_unavailable():
+            say(f'jarvis: no native window ({reason}); serving in browser mode instead.')
+            native = False
+        else:
+            port = args.port or _free_port(args.host)
+            window = _open_window(args.host, port, quiet=args.log_level != 'DEBUG')
     # NiceGUI keeps app.storage in ./.nicegui (the working directory, e.g. a bundle's folder) unless
     # NICEGUI_STORAGE_PATH says otherwise; it reads the variable once, when nicegui is imported (next line)
     os.environ.setdefault('NICEGUI_STORAGE_PATH', str(settings.data_dir / 'nicegui'))
     from .app import run  # pylint: disable=import-outside-toplevel  # keeps --help fast
     from .services import StartupError  # pylint: disable=import-outside-toplevel
-    if probe is not None and (reason := probe.result()):
+    if window is not None and (reason := window.result()):
         say(f'jarvis: no native window ({reason}); serving in browser mode instead.')
-        native = False
-    if native:
-        _prepare_qt(quiet=args.log_level != 'DEBUG')
-    port = args.port or (_free_port(args.host) if native else settings.port)
+        native, window = False, None
+        port = args.port or settings.port
     settings = settings.with_changes(port=port)
     if _instance_lock is not None:
         mode: Mode = 'native' if native else 'headless' if args.no_open else 'browser'
@@ -158,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     # that into a normal exit (code 0), as closing the window or Ctrl+C does
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        return run(settings, native=native, show=not args.no_open, native_port=port, announce=announce)
+        return run(settings, native=native, show=not args.no_open, native_port=port, announce=announce,
+                   window=window)
     except StartupError as error:  # the port, the data folder or the database cannot be used: say what to do
         log.debug('the start failed', exc_info=True)
         say(f'jarvis: {error}')
@@ -196,59 +210,31 @@ def _desktop_integration(args: argparse.Namespace) -> int:
 
 
 def native_window_unavailable() -> str | None:
-    """Why a native window cannot open here, or None when it can."""
-    return NativeProbe.start().result()
+    """Why a native window cannot open here, as far as a quick look tells (no display, no GUI backend), or
+    None. Whether Qt really starts, the window's own process finds out (``WindowProcess.result``)."""
+    if importlib.util.find_spec('webview') is None:
+        return 'pywebview is not installed'
+    if sys.platform.startswith('linux'):
+        if not (os.environ.get('DISPLAY') or os.environ.get('WAYLAND_DISPLAY')):
+            return 'no display: neither DISPLAY nor WAYLAND_DISPLAY is set'
+        if importlib.util.find_spec('PyQt6') is None and importlib.util.find_spec('gi') is None:
+            return 'no GUI backend for pywebview: install pywebview[qt]'
+    return None
 
 
-class NativeProbe:
-    """Whether a native window can open: quick checks here, Qt started once in a child process (a missing
-    system library shows there, not as a crash here), which runs while the caller goes on."""
-
-    def __init__(self, reason: str | None, process: subprocess.Popen | None) -> None:
-        self._reason = reason
-        self._process = process
-
-    @classmethod
-    def start(cls) -> NativeProbe:
-        if importlib.util.find_spec('webview') is None:
-            return cls('pywebview is not installed', None)
-        if sys.platform.startswith('linux'):
-            if not (os.environ.get('DISPLAY') or os.environ.get('WAYLAND_DISPLAY')):
-                return cls('no display: neither DISPLAY nor WAYLAND_DISPLAY is set', None)
-            if importlib.util.find_spec('PyQt6') is None and importlib.util.find_spec('gi') is None:
-                return cls('no GUI backend for pywebview: install pywebview[qt]', None)
-            if importlib.util.find_spec('PyQt6') is not None:
-                return cls._start_qt_probe()
-        return cls(None, None)
-
-    @classmethod
-    def _start_qt_probe(cls) -> NativeProbe:
-        command = [sys.executable, PROBE_FLAG] if getattr(sys, 'frozen', False) \
-            else [sys.executable, '-m', 'jarvis', PROBE_FLAG]
-        env = dict(os.environ)
-        _prepare_qt(env, quiet=False)  # its messages say what is missing
-        try:
-            process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        except OSError as error:
-            return cls(f'the GUI backend did not start ({error})', None)
-        return cls(None, process)
-
-    def result(self, timeout: float = 30.0) -> str | None:
-        """Why no native window can open (waits for the child), or None when one can."""
-        if self._process is None:
-            return self._reason
-        try:
-            stdout, stderr = self._process.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired as error:
-            self._process.kill()
-            self._process.communicate()
-            return f'the GUI backend did not start ({error})'
-        if self._process.returncode != 0:
-            lines = [line for line in (stderr or stdout).splitlines() if line.strip()]
-            detail = next((line for line in lines if 'qt.qpa' in line or 'Error' in line or 'error' in line),
-                          lines[-1] if lines else f'exit code {self._process.returncode}')
-            return f'the Qt GUI backend cannot start: {detail.strip()[:200]}'
-        return None
+def _open_window(host: str, port: int, *, quiet: bool) -> WindowProcess:
+    """Start the native window's process (it shows the app once the server at ``port`` answers)."""
+    from .window_process import WindowProcess, WindowSpec  # pylint: disable=import-outside-toplevel
+    qt = sys.platform.startswith('linux') and importlib.util.find_spec('PyQt6') is not None
+    rules = None
+    if qt:
+        _prepare_qt(quiet=quiet)
+        # Qt's warnings are quieted once the window is up: until then they say why Qt could not start
+        rules = QUIET_QT_RULES if quiet and 'QT_LOGGING_RULES' not in os.environ else None
+    local = {'': '127.0.0.1', '0.0.0.0': '127.0.0.1', '::': '[::1]'}.get(host, f'[{host}]' if ':' in host else host)
+    return WindowProcess(WindowSpec(
+        url=f'http://{local}:{port}/', title=WINDOW_TITLE, size=(1280, 860), min_size=(720, 560),
+        gui='qt' if qt else None, quiet_rules=rules))
 
 
 def _probe_native_window() -> int:
@@ -264,12 +250,10 @@ def _prepare_qt(env: dict[str, str] | os._Environ = os.environ, *, quiet: bool =
     # Qt's Chromium refuses to run as root without its sandbox switched off.
     if hasattr(os, 'geteuid') and os.geteuid() == 0 and '--no-sandbox' not in flags:
         flags = f'{flags} --no-sandbox'
-    if quiet:
-        # a quiet console: Chromium's own errors (Vulkan, D-Bus, GPU) and Qt's warnings are not the app's;
-        # --log-level DEBUG shows them again. A value the user set wins.
-        if '--log-level' not in flags:
-            flags = f'{flags} --log-level=3'
-        env.setdefault('QT_LOGGING_RULES', '*.debug=false;*.info=false;*.warning=false;js=false;qt.qpa.*=false')
+    if quiet and '--log-level' not in flags:
+        # a quiet console: Chromium's own errors (Vulkan, D-Bus, GPU) are not the app's; --log-level DEBUG
+        # shows them again. A value the user set wins. (Qt's warnings: QUIET_QT_RULES.)
+        flags = f'{flags} --log-level=3'
     env['QTWEBENGINE_CHROMIUM_FLAGS'] = flags.strip()
 
 

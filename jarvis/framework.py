@@ -11,13 +11,17 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import threading
 from collections.abc import Callable
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from nicegui import app, context
+
+if TYPE_CHECKING:
+    from .window_process import WindowProcess
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +46,25 @@ def on_path_changed(callback: Callable[[str], Any]) -> None:
 
 # --- pywebview through NiceGUI: the native window -----------------------------------------------
 
-def use_qt_backend(min_size: tuple[int, int]) -> None:
-    """Make pywebview use Qt (what we ship on Linux; it would try GTK first)."""
-    app.native.start_args['gui'] = 'qt'
-    app.native.window_args['min_size'] = min_size
+def adopt_native_window(window: WindowProcess) -> None:
+    """Let NiceGUI use the window that ``jarvis.window_process`` opened (instead of starting its own in
+    ``ui.run(native=True)``): ``app.native.main_window`` calls it, ``app.native.on`` hears its events, and
+    closing it quits the app, all as in NiceGUI's native mode. Call before ``ui.run(native=False)``."""
+    from nicegui import core  # pylint: disable=import-outside-toplevel
+    from nicegui.native import native  # pylint: disable=import-outside-toplevel
+    from nicegui.native.event_manager import event_manager  # pylint: disable=import-outside-toplevel
+
+    native.method_queue = window.method_queue
+    native.response_queue = window.response_queue
+    native.event_receiver = window.event_receiver
+    app.native.main_window = native.WindowProxy()
+    event_manager.start()
+
+    def quit_when_closed() -> None:  # as NiceGUI's native mode does: the window closed, the app ends
+        window.process.join()
+        core.stop_and_exit()
+
+    threading.Thread(target=quit_when_closed, name='native window watch', daemon=True).start()
 
 
 def native_window() -> Any | None:
@@ -249,8 +268,7 @@ def problems() -> list[str]:
     nicegui_js = files('nicegui').joinpath('static', 'nicegui.js').read_text(encoding='utf-8')
     if f'window.{HANDSHAKE_FLAG} = true' not in nicegui_js.replace('  ', ' '):
         found.append(f'nicegui.js no longer sets window.{HANDSHAKE_FLAG}')
-    if not hasattr(app.native, 'start_args') or not hasattr(app.native, 'window_args'):
-        found.append('app.native has no start_args / window_args')
+    found.extend(_native_window_problems())
     if not hasattr(app.native, 'main_window'):
         found.append('app.native has no main_window')
     if not callable(getattr(app.native, 'on', None)):
@@ -272,4 +290,32 @@ def problems() -> list[str]:
     else:
         if not hasattr(getattr(webview, 'FileDialog', None), 'SAVE'):
             found.append('pywebview has no FileDialog.SAVE')
+    return found
+
+
+def _native_window_problems() -> list[str]:
+    """What ``adopt_native_window`` and ``jarvis.window_process`` rely on in NiceGUI's native mode."""
+    found: list[str] = []
+    from nicegui import core  # pylint: disable=import-outside-toplevel
+    from nicegui.native import native, native_mode  # pylint: disable=import-outside-toplevel
+    from nicegui.native.event_manager import event_manager  # pylint: disable=import-outside-toplevel
+
+    for name in ('method_queue', 'response_queue', 'event_receiver'):
+        if not hasattr(native, name):
+            found.append(f'nicegui.native.native has no {name}')
+    if not callable(getattr(event_manager, 'start', None)):
+        found.append('nicegui has no native event_manager.start()')
+    if not callable(getattr(core, 'stop_and_exit', None)):
+        found.append('nicegui.core has no stop_and_exit()')
+    proxy = getattr(native, 'WindowProxy', None)
+    send = getattr(proxy, '_send', None)
+    if send is None or 'method_queue.put((name, args, kwargs))' not in inspect.getsource(send):
+        found.append("NiceGUI's WindowProxy no longer sends (name, args, kwargs) on the method queue")
+    # the calls the window's process answers itself and the events it sends, as NiceGUI's own window process
+    opener = inspect.getsource(native_mode)
+    for name in ('signal_server_shutdown', 'get_always_on_top', 'set_always_on_top', 'get_position', 'get_size'):
+        if f"'{name}'" not in opener:
+            found.append(f"NiceGUI's window process no longer handles {name} itself")
+    if "event_sender.send({'type': event_type, 'args': kwargs})" not in opener:
+        found.append("NiceGUI's window process sends its events in another shape")
     return found

@@ -8,6 +8,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from . import events
 from .alerts import AlertManager, DesktopNotifications
 from .assistant.assistant import Assistant
 from .assistant.completions import Completions
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 
 # ``stop`` gives the parts this long in all; whatever still runs then is left to the process exit
 STOP_TIMEOUT_S = 4.0
+# the start waits this long at most for the machine's first sample, which the first page shows
+FIRST_SAMPLE_TIMEOUT_S = 3.0
 
 
 class StartupError(Exception):
@@ -124,17 +127,39 @@ class Services:
     async def _start(self) -> None:
         await asyncio.to_thread(self.store.load)
         self.models.load_options()
+        await self.alerts.start()  # before the sampler: its first sample is checked too
+        # the machine first: its first sample needs a quarter of a second between two CPU readings, which
+        # passes while the plugins and the chat start; the first page then shows it (no wait for a tick)
+        first_sample = self._first_sample()
+        await self.system.start()
         await asyncio.to_thread(self.plugins.discover)
         await self.plugins.start()
         await self.assistant.start()
-        await self.alerts.start()  # before the sampler: its first sample is checked too
-        await self.system.start()
+        await first_sample
         # no model is loaded at start: the last one used (else the default, assembled now if it is
         # missing) waits on standby for the first message that needs it
         self._restore = asyncio.get_running_loop().create_task(self.models.restore(), name='restore model')
         self._notices = [self.hub.publish(notice) for notice in self._pending_notices]
         self.started = True
         log.info('J.A.R.V.I.S. services started (data in %s)', self.settings.data_dir)
+
+    def _first_sample(self, timeout: float = FIRST_SAMPLE_TIMEOUT_S) -> asyncio.Future[None]:
+        """Done once the sampler has published its first sample (or after ``timeout``: a slow reading, such
+        as a hung network disk, must not hold the start; the page then shows it when it comes)."""
+        loop = asyncio.get_running_loop()
+        published: asyncio.Future[None] = loop.create_future()
+        subscription = self.hub.subscribe(
+            lambda _event: published.done() or published.set_result(None), name='first sample',
+            types=[events.SYSTEM_METRICS], replay=[events.SYSTEM_METRICS])
+
+        async def wait() -> None:
+            try:
+                await asyncio.wait_for(asyncio.shield(published), timeout)
+            except asyncio.TimeoutError:
+                log.info('the first sample of the machine took more than %.0f s; the start goes on', timeout)
+            finally:
+                subscription.close()
+        return asyncio.ensure_future(wait())
 
     async def model_ready(self) -> None:
         """Wait until the chat's model is on standby (the default one assembled, or its install failed)."""
