@@ -15,6 +15,7 @@ from nicegui import app, ui
 from . import api, exit_deadline, framework, native_window, tray
 from .config import Settings
 from .console import say
+from .preferences import CLOSE_TO_TRAY
 from .resources import asset, assets_dir
 from .services import Services, StartupError
 from .ui.alerts_view import alerts_page
@@ -83,9 +84,11 @@ def run(settings: Settings, *, native: bool, show: bool, native_port: int | None
         app.on_startup(announce_when_ready)
     if native:
         assert port is not None  # the command picks the native window's port
+        close_guard = framework.guard_window_close()  # before ui.run: the window's process starts with it
         app.on_startup(lambda: native_window.attach(services.hub, f'http://127.0.0.1:{port}',
                                                     services.assistant.new_conversation))
         app.on_startup(lambda: _start_tray(services))
+        app.on_startup(lambda: _follow_close_to_tray(services, close_guard))
     framework.calm_server_loop()
     app.on_startup(lambda: _quit_if_start_fails(services))
     app.on_startup(lambda: _bound_quitting(services))
@@ -123,6 +126,24 @@ def _start_tray(services: Services) -> None:
         log.warning('no tray icon: it could not start (%s)', error)
         return
     app.on_shutdown(icon.stop)
+
+
+async def _follow_close_to_tray(services: Services, guard: framework.CloseGuard) -> None:
+    """Tell the window's process whether closing hides the window: now (the preference is read once the
+    services have started; the tray has started before) and whenever the preference changes."""
+    try:
+        await services.wait_ready()
+    except StartupError:
+        return  # the app is quitting
+
+    def follow(_event: object = None) -> None:
+        hides = native_window.closing_hides(services.preferences.close_to_tray, tray.running())
+        if hides != guard.hides:
+            log.info('closing the window %s', 'hides it to the tray' if hides else 'quits the app')
+        guard.hide_on_close(hides)
+
+    follow()
+    services.hub.subscribe(follow, name='close to tray', types=[CLOSE_TO_TRAY])
 
 
 def _check_port(host: str, port: int) -> None:
