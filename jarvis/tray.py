@@ -25,7 +25,7 @@ from typing import Any
 
 from . import events, framework
 from .events import Event, SystemMetrics, WindowAction, WindowRequest
-from .hub import Hub
+from .hub import Hub, Subscription
 from .resources import asset
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,7 @@ class Tray:
         self.hub = hub
         self.icon: Any = None
         self._thread: threading.Thread | None = None
+        self._subscription: Subscription | None = None
 
     def menu(self) -> Any:
         import pystray  # pylint: disable=import-outside-toplevel
@@ -110,13 +111,15 @@ class Tray:
                                  tooltip(latest.data if latest else None), menu=self.menu())  # type: ignore[arg-type]
         framework.clickable_tray_icon(self.icon)  # on X11 a click is the only way to the default entry
         # the tooltip follows the samples, at whatever rate they come (the calm one while the window is hidden)
-        self.hub.subscribe(self._on_metrics, name='tray', types=[events.SYSTEM_METRICS], maxsize=1)
+        self._subscription = self.hub.subscribe(self._on_metrics, name='tray', types=[events.SYSTEM_METRICS], maxsize=1)
         self._thread = threading.Thread(target=self.icon.run, name='tray', daemon=True)
         self._thread.start()
         _running.add(self)
 
     def stop(self) -> None:
         _running.discard(self)
+        if self._subscription is not None:
+            self._subscription.close()
         if self.icon is not None:
             try:
                 self.icon.stop()
