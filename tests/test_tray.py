@@ -3,6 +3,7 @@ follows the samples and its menu entries ask the window to act; without a tray h
 the app says so once and runs without one (closing the window quits, as tests/test_native_window.py shows)."""
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -45,32 +46,6 @@ def test_without_a_display_it_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
     assert 'no X display' in (tray.unavailable() or '')
 
 
-@needs_trayer
-async def test_the_tray_icon_menu_and_tooltip_with_a_tray_host(display: str) -> None:
-    import pystray  # pylint: disable=import-outside-toplevel
-    with tray_host(display):
-        await eventually(lambda: tray.unavailable() is None, timeout=10)
-        hub = Hub()
-        requests: list[str] = []
-        hub.subscribe(lambda event: requests.append(event.data.action), types=[events.WINDOW_REQUEST])
-        icon = tray.Tray(hub)
-        icon.start()
-        try:
-            await eventually(lambda: icon.icon.visible, timeout=10)
-            assert icon.icon.title == 'J.A.R.V.I.S.'
-            hub.publish(SystemMetrics(cpu=12.3, memory=40.0, disk=50.0, gpu=None))
-            await eventually(lambda: icon.icon.title == 'J.A.R.V.I.S. - CPU 12 %, GPU n/a')
-
-            entries = [item for item in icon.icon.menu.items if item is not pystray.Menu.SEPARATOR]
-            assert [item.text for item in entries] == ['Show / hide', 'New conversation', 'Quit']
-            for item in entries:
-                item(icon.icon)
-            await eventually(lambda: requests == ['toggle', 'new_conversation', 'quit'])
-            assert entries[0].default, 'the entry a click on the icon runs where the tray shows no menu'
-        finally:
-            icon.stop()
-
-
 @pytest.fixture
 async def tray_display(display: str) -> AsyncIterator[str]:
     """The display with a tray host, which stays until the test's own parts have stopped (pystray would
@@ -78,6 +53,33 @@ async def tray_display(display: str) -> AsyncIterator[str]:
     with tray_host(display):
         await eventually(lambda: tray.unavailable() is None, timeout=10)
         yield display
+        # pystray's icon closes its X connection when it is collected: while the display is still there (on a
+        # display that is gone it raises, inside whatever the collection interrupted)
+        gc.collect()
+
+
+@needs_trayer
+async def test_the_tray_icon_menu_and_tooltip_with_a_tray_host(tray_display: str) -> None:
+    import pystray  # pylint: disable=import-outside-toplevel
+    hub = Hub()
+    requests: list[str] = []
+    hub.subscribe(lambda event: requests.append(event.data.action), types=[events.WINDOW_REQUEST])
+    icon = tray.Tray(hub)
+    icon.start()
+    try:
+        await eventually(lambda: icon.icon.visible, timeout=10)
+        assert icon.icon.title == 'J.A.R.V.I.S.'
+        hub.publish(SystemMetrics(cpu=12.3, memory=40.0, disk=50.0, gpu=None))
+        await eventually(lambda: icon.icon.title == 'J.A.R.V.I.S. - CPU 12 %, GPU n/a')
+
+        entries = [item for item in icon.icon.menu.items if item is not pystray.Menu.SEPARATOR]
+        assert [item.text for item in entries] == ['Show / hide', 'New conversation', 'Quit']
+        for item in entries:
+            item(icon.icon)
+        await eventually(lambda: requests == ['toggle', 'new_conversation', 'quit'])
+        assert entries[0].default, 'the entry a click on the icon runs where the tray shows no menu'
+    finally:
+        icon.stop()
 
 
 @needs_trayer

@@ -91,6 +91,17 @@ def send_close(display: str, title: str) -> bool:
         connection.close()
 
 
+def window_exists(display: str, title: str) -> bool:
+    """Whether the application window is there at all, shown or hidden."""
+    from Xlib import display as xdisplay  # pylint: disable=import-outside-toplevel
+
+    connection = xdisplay.Display(display)
+    try:
+        return top_level_window(connection, title) is not None
+    finally:
+        connection.close()
+
+
 def window_is_shown(display: str, title: str) -> bool:
     """Whether the application window is on the screen (mapped); a window hidden to the tray is not."""
     from Xlib import X  # pylint: disable=import-outside-toplevel
@@ -113,17 +124,6 @@ def _tray_icon(connection: Any, name: str) -> Any | None:
             return window
         pending.extend(window.query_tree().children)
     return None
-
-
-def tray_icon_exists(display: str, name: str) -> bool:
-    """Whether the app ``name`` (pystray's icon name) has its icon window on the display."""
-    from Xlib import display as xdisplay  # pylint: disable=import-outside-toplevel
-
-    connection = xdisplay.Display(display)
-    try:
-        return _tray_icon(connection, name) is not None
-    finally:
-        connection.close()
 
 
 def click_tray_icon(display: str, name: str) -> bool:
