@@ -8,8 +8,9 @@ Pillow not installed, no display, no tray host on the display: no owner of the X
 closing the window quits, as it always did.
 
 On X11 without a StatusNotifier host pystray draws an XEmbed icon, which has no menu: a click on it is
-the default entry (show/hide; ``framework.clickable_tray_icon`` makes pystray take the click); the other entries are there where the desktop shows menus (GNOME's and
-KDE's AppIndicator support through pystray's appindicator backend, Windows, macOS).
+the default entry (show/hide; ``framework.clickable_tray_icon`` makes pystray take the click); the other
+entries are there where the desktop shows menus (GNOME's and KDE's AppIndicator support through
+pystray's appindicator backend, Windows, macOS).
 
 ``running()`` says whether an icon runs: only then can closing the window hide it to the tray (a
 preference, offered in the windows only then).
