@@ -15,6 +15,7 @@ from nicegui import app, ui
 from . import api, exit_deadline, framework, native_window, tray
 from .config import Settings
 from .console import say
+from .preferences import CLOSE_TO_TRAY
 from .resources import asset, assets_dir
 from .services import Services, StartupError
 from .ui.alerts_view import alerts_page
@@ -26,6 +27,7 @@ from .ui.system_view import system_page
 from .web_guard import GuardPolicy, WebGuard
 
 if TYPE_CHECKING:
+    from .close_guard import CloseGuard
     from .window_process import WindowProcess
 
 log = logging.getLogger(__name__)
@@ -70,11 +72,13 @@ def create_app(settings: Settings) -> tuple[Services, Callable[[], None]]:
 
 
 def run(settings: Settings, *, native: bool, show: bool, native_port: int | None = None,
-        announce: Callable[[], None] | None = None, window: WindowProcess | None = None) -> int:
+        announce: Callable[[], None] | None = None, window: WindowProcess | None = None,
+        close_guard: CloseGuard | None = None) -> int:
     """Serve the app until it is closed; returns the exit code. Raises ``StartupError`` (before serving)
     when the port, the data folder or the database cannot be used. ``announce`` runs once the app has
     started (it prints the address). With ``native``, ``window`` is the native window's process, started
-    before the app was imported (``jarvis.window_process``), which shows the app at ``native_port``."""
+    before the app was imported (``jarvis.window_process``), which shows the app at ``native_port``, and
+    ``close_guard`` the guard it was started with (closing can hide it to the tray)."""
     port = native_port if native else settings.port
     if port is not None:  # the native window picks a free port unless told one
         _check_port(settings.host, port)
@@ -90,6 +94,9 @@ def run(settings: Settings, *, native: bool, show: bool, native_port: int | None
         app.on_startup(lambda: native_window.attach(services.hub, f'http://127.0.0.1:{port}',
                                                     services.assistant.new_conversation))
         app.on_startup(lambda: _start_tray(services))
+        if close_guard is not None:
+            guard = close_guard
+            app.on_startup(lambda: _follow_close_to_tray(services, guard))
     framework.calm_server_loop()
     framework.quiet_windows()
     app.on_startup(lambda: _quit_if_start_fails(services))
@@ -128,6 +135,24 @@ def _start_tray(services: Services) -> None:
         log.warning('no tray icon: it could not start (%s)', error)
         return
     app.on_shutdown(icon.stop)
+
+
+async def _follow_close_to_tray(services: Services, guard: CloseGuard) -> None:
+    """Tell the window's process whether closing hides the window: now (the preference is read once the
+    services have started; the tray has started before) and whenever the preference changes."""
+    try:
+        await services.wait_ready()
+    except StartupError:
+        return  # the app is quitting
+
+    def follow(_event: object = None) -> None:
+        hides = native_window.closing_hides(services.preferences.close_to_tray, tray.running())
+        if hides != guard.hides:
+            log.info('closing the window %s', 'hides it to the tray' if hides else 'quits the app')
+        guard.hide_on_close(hides)
+
+    follow()
+    services.hub.subscribe(follow, name='close to tray', types=[CLOSE_TO_TRAY])
 
 
 def _check_port(host: str, port: int) -> None:

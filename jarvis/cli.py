@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from . import __version__
 from .addresses import address_line, app_url, insecure_warning
+from .close_guard import CloseGuard
 from .config import DEFAULT_HOST, DEFAULT_PORT, Settings
 from .console import say
 from .single_instance import AlreadyRunning, InstanceInfo, InstanceLock, Mode, hand_over
@@ -134,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     # the native window's process starts first: it opens the window (pywebview and Qt only) while this
     # process imports the app, and loads the page as soon as the server answers
     window: WindowProcess | None = None
+    close_guard: CloseGuard | None = None
     port = args.port or settings.port
     if native:
         if reason := native_window_unavailable():
@@ -141,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
             native = False
         else:
             port = args.port or _free_port(args.host)
-            window = _open_window(args.host, port, quiet=args.log_level != 'DEBUG')
+            close_guard = CloseGuard()  # the window's process starts with it: closing can hide the window
+            window = _open_window(args.host, port, quiet=args.log_level != 'DEBUG', close_guard=close_guard)
     # NiceGUI keeps app.storage in ./.nicegui (the working directory, e.g. a bundle's folder) unless
     # NICEGUI_STORAGE_PATH says otherwise; it reads the variable once, when nicegui is imported (next line)
     os.environ.setdefault('NICEGUI_STORAGE_PATH', str(settings.data_dir / 'nicegui'))
@@ -149,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     from .services import StartupError  # pylint: disable=import-outside-toplevel
     if window is not None and (reason := window.result()):
         say(f'jarvis: no native window ({reason}); serving in browser mode instead.')
-        native, window = False, None
+        native, window, close_guard = False, None, None
         port = args.port or settings.port
     settings = settings.with_changes(port=port)
     if _instance_lock is not None:
@@ -172,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         return run(settings, native=native, show=not args.no_open, native_port=port, announce=announce,
-                   window=window)
+                   window=window, close_guard=close_guard)
     except StartupError as error:  # the port, the data folder or the database cannot be used: say what to do
         log.debug('the start failed', exc_info=True)
         say(f'jarvis: {error}')
@@ -222,7 +225,7 @@ def native_window_unavailable() -> str | None:
     return None
 
 
-def _open_window(host: str, port: int, *, quiet: bool) -> WindowProcess:
+def _open_window(host: str, port: int, *, quiet: bool, close_guard: CloseGuard | None = None) -> WindowProcess:
     """Start the native window's process (it shows the app once the server at ``port`` answers)."""
     from .window_process import WindowProcess, WindowSpec  # pylint: disable=import-outside-toplevel
     qt = sys.platform.startswith('linux') and importlib.util.find_spec('PyQt6') is not None
@@ -234,7 +237,7 @@ def _open_window(host: str, port: int, *, quiet: bool) -> WindowProcess:
     local = {'': '127.0.0.1', '0.0.0.0': '127.0.0.1', '::': '[::1]'}.get(host, f'[{host}]' if ':' in host else host)
     return WindowProcess(WindowSpec(
         url=f'http://{local}:{port}/', title=WINDOW_TITLE, size=(1280, 860), min_size=(720, 560),
-        gui='qt' if qt else None, quiet_rules=rules))
+        gui='qt' if qt else None, quiet_rules=rules), on_window=close_guard.attach if close_guard else None)
 
 
 def _probe_native_window() -> int:

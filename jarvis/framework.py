@@ -4,11 +4,12 @@ Everything else uses their public APIs. Each shim names the version it was check
 ``problems()`` says what no longer holds, and ``tests/test_framework.py`` fails loudly on it,
 so an upgrade has this one file to review.
 
-Checked against NiceGUI 3.18.0, uvicorn 0.54.0 and pywebview 6.2.1.
+Checked against NiceGUI 3.18.0, uvicorn 0.54.0, pywebview 6.2.1 and pystray 0.19.5.
 """
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import inspect
 import logging
 import threading
@@ -100,6 +101,26 @@ async def save_file(data: bytes, filename: str, media_type: str) -> Path | None:
     path = Path(paths if isinstance(paths, str) else paths[0])
     await asyncio.to_thread(path.write_bytes, data)
     return path
+
+
+# --- pystray: an X11 tray icon that takes clicks -----------------------------------------------
+# pystray's X11 backend (an XEmbed icon, where no StatusNotifier host is found) has a handler for button
+# presses but never asks the X server for them: its window selects only Exposure and StructureNotify
+# events, so a click on the icon reaches the tray, not pystray, and does nothing (pystray issue #151).
+# The icon has no menu there: its click (the default entry, Show / hide) is the only way back to a window
+# hidden to the tray.
+
+def clickable_tray_icon(icon: Any) -> None:
+    """Make a click on pystray's X11 icon run its default entry. Call after making the icon, before
+    ``icon.run()`` starts its thread (the X connection is not to be shared between threads)."""
+    if type(icon).__module__ != 'pystray._xorg':
+        return  # the other backends take clicks themselves
+    from Xlib import X  # pylint: disable=import-outside-toplevel
+
+    window = icon._window  # pylint: disable=protected-access
+    mask = window.get_attributes().your_event_mask
+    window.change_attributes(event_mask=mask | X.ButtonPressMask)
+    icon._display.flush()  # pylint: disable=protected-access
 
 
 # --- uvicorn: a calmer server heartbeat ---------------------------------------------------------
@@ -290,6 +311,37 @@ def problems() -> list[str]:
     else:
         if not hasattr(getattr(webview, 'FileDialog', None), 'SAVE'):
             found.append('pywebview has no FileDialog.SAVE')
+        found.extend(_close_guard_problems(webview))
+    found.extend(_tray_icon_problems())
+    return found
+
+
+def _tray_icon_problems() -> list[str]:
+    """What ``clickable_tray_icon`` relies on in pystray's X11 backend."""
+    spec = importlib.util.find_spec('pystray')
+    if spec is None or not spec.submodule_search_locations:
+        return []  # no tray icon in this installation
+    # read, not imported: importing pystray connects to the display
+    source = (Path(next(iter(spec.submodule_search_locations))) / '_xorg.py').read_text(encoding='utf-8')
+    found = []
+    if 'self._window = self._create_window()' not in source or 'self._display = Xlib.display.Display()' not in source:
+        found.append("pystray's X11 icon no longer keeps its window and display as _window and _display")
+    if 'Xlib.X.ButtonPress: self._on_button_press' not in source:
+        found.append("pystray's X11 icon no longer handles button presses (a click would do nothing)")
+    return found
+
+
+def _close_guard_problems(webview: Any) -> list[str]:
+    """What ``jarvis.close_guard`` relies on in pywebview (it runs in the window's process)."""
+    found: list[str] = []
+    window_init = inspect.getsource(webview.Window.__init__)
+    if 'self.events.closing = Event(self, True)' not in window_init:
+        found.append("pywebview's closing event is no longer run at once (its handlers could not cancel a close)")
+    if not callable(getattr(webview.Window, 'destroy', None)):
+        found.append('pywebview Window has no destroy()')
+    qt_backend = files('webview').joinpath('platforms', 'qt.py').read_text(encoding='utf-8')  # read, not imported
+    if 'should_cancel = self.pywebview_window.events.closing.set()' not in qt_backend:
+        found.append("pywebview's Qt window no longer asks the closing handlers before it closes")
     return found
 
 

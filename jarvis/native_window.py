@@ -4,6 +4,9 @@
 - The window's own minimise/restore and hide/show reach its page as a DOM event, so that the page
   reports itself hidden (see ``jarvis/ui/live.py``): a minimised window gets no per-tick updates and the
   sampler goes calm, whatever the web engine says about the page's visibility.
+- Closing the window (its close button, Alt+F4) hides it to the tray instead of quitting where the user
+  chose so and a tray icon runs to bring it back (``closing_hides``); the decision itself is made in the
+  window's process (``jarvis.close_guard``), this side hides the window and tells its page.
 """
 from __future__ import annotations
 
@@ -12,11 +15,18 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from . import events, framework
+from .close_guard import CLOSED_TO_TRAY
 from .events import Event, WindowRequest
 from .hub import Hub
 from .ui.live import NATIVE_VISIBILITY_EVENT
 
 log = logging.getLogger(__name__)
+
+
+def closing_hides(close_to_tray: bool, tray_running: bool) -> bool:
+    """Whether closing the native window hides it instead of quitting: only where the user chose so and a
+    tray icon runs, the one way back to a hidden window. Without a tray, closing quits, as it always did."""
+    return close_to_tray and tray_running
 
 
 def visibility_script(state: str) -> str:
@@ -35,6 +45,7 @@ class NativeWindow:
         framework.on_native_event('minimized', lambda: self._tell_page('hidden'))
         framework.on_native_event('restored', lambda: self._tell_page('visible'))
         framework.on_native_event('shown', lambda: self._tell_page('visible'))
+        framework.on_native_event(CLOSED_TO_TRAY, self._closed_to_tray)
 
     async def _on_request(self, event: Event) -> None:
         request = event.data
@@ -45,8 +56,7 @@ class NativeWindow:
         if request.action == 'show' or (request.action == 'toggle' and self.hidden):
             await self.show(window)
         elif request.action in ('hide', 'toggle'):
-            window.hide()
-            await self._tell_page('hidden')
+            await self.hide(window)
         elif request.action == 'new_conversation':
             if self.new_conversation is not None:
                 await self.new_conversation()  # the newest conversation: the Chat view opens on it
@@ -54,6 +64,15 @@ class NativeWindow:
             window.load_url(f'{self.base_url}/chat')
         elif request.action == 'quit':
             framework.quit_app()
+
+    async def _closed_to_tray(self) -> None:
+        """The window's process turned a close into this: hide the window (the tray's Show brings it back)."""
+        if (window := framework.native_window()) is not None:
+            await self.hide(window)
+
+    async def hide(self, window: Any) -> None:
+        window.hide()
+        await self._tell_page('hidden')
 
     async def show(self, window: Any) -> None:
         window.show()

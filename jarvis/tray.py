@@ -8,8 +8,12 @@ Pillow not installed, no display, no tray host on the display: no owner of the X
 closing the window quits, as it always did.
 
 On X11 without a StatusNotifier host pystray draws an XEmbed icon, which has no menu: a click on it is
-the default entry (show/hide); the other entries are there where the desktop shows menus (GNOME's and
-KDE's AppIndicator support through pystray's appindicator backend, Windows, macOS).
+the default entry (show/hide; ``framework.clickable_tray_icon`` makes pystray take the click); the other
+entries are there where the desktop shows menus (GNOME's and KDE's AppIndicator support through
+pystray's appindicator backend, Windows, macOS).
+
+``running()`` says whether an icon runs: only then can closing the window hide it to the tray (a
+preference, offered in the windows only then).
 """
 from __future__ import annotations
 
@@ -20,9 +24,9 @@ import sys
 import threading
 from typing import Any
 
-from . import events
+from . import events, framework
 from .events import Event, SystemMetrics, WindowAction, WindowRequest
-from .hub import Hub
+from .hub import Hub, Subscription
 from .resources import asset
 
 log = logging.getLogger(__name__)
@@ -67,6 +71,14 @@ def _no_xembed_tray(display_name: str) -> str | None:
         connection.close()
 
 
+_running: set[Tray] = set()
+
+
+def running() -> bool:
+    """Whether a tray icon of this app runs (started and not stopped)."""
+    return bool(_running)
+
+
 def tooltip(metrics: SystemMetrics | None) -> str:
     if metrics is None:
         return TITLE
@@ -81,6 +93,7 @@ class Tray:
         self.hub = hub
         self.icon: Any = None
         self._thread: threading.Thread | None = None
+        self._subscription: Subscription | None = None
 
     def menu(self) -> Any:
         import pystray  # pylint: disable=import-outside-toplevel
@@ -97,12 +110,17 @@ class Tray:
         latest = self.hub.latest(events.SYSTEM_METRICS)
         self.icon = pystray.Icon('jarvis-desktop', Image.open(asset('icon.png')),
                                  tooltip(latest.data if latest else None), menu=self.menu())  # type: ignore[arg-type]
+        framework.clickable_tray_icon(self.icon)  # on X11 a click is the only way to the default entry
         # the tooltip follows the samples, at whatever rate they come (the calm one while the window is hidden)
-        self.hub.subscribe(self._on_metrics, name='tray', types=[events.SYSTEM_METRICS], maxsize=1)
+        self._subscription = self.hub.subscribe(self._on_metrics, name='tray', types=[events.SYSTEM_METRICS], maxsize=1)
         self._thread = threading.Thread(target=self.icon.run, name='tray', daemon=True)
         self._thread.start()
+        _running.add(self)
 
     def stop(self) -> None:
+        _running.discard(self)
+        if self._subscription is not None:
+            self._subscription.close()
         if self.icon is not None:
             try:
                 self.icon.stop()

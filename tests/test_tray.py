@@ -3,16 +3,22 @@ follows the samples and its menu entries ask the window to act; without a tray h
 the app says so once and runs without one (closing the window quits, as tests/test_native_window.py shows)."""
 from __future__ import annotations
 
-from collections.abc import Iterator
+import gc
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from nicegui import ui
+from nicegui.testing.user import User
 
 from jarvis import events, tray
 from jarvis.events import SystemMetrics
 from jarvis.hub import Hub
+from jarvis.preferences import CLOSE_TO_TRAY_KEY
+from jarvis.storage import SettingsStore, open_database
 
+from .conftest import Harness
 from .helpers.browser import STRICT
-from .helpers.display import TRAYER, XVFB, tray_host, virtual_display
+from .helpers.display import TRAYER, XVFB, click_tray_icon, tray_host, virtual_display
 from .helpers.waiting import eventually
 
 pytestmark = [
@@ -40,27 +46,91 @@ def test_without_a_display_it_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
     assert 'no X display' in (tray.unavailable() or '')
 
 
-@needs_trayer
-async def test_the_tray_icon_menu_and_tooltip_with_a_tray_host(display: str) -> None:
-    import pystray  # pylint: disable=import-outside-toplevel
+@pytest.fixture
+async def tray_display(display: str) -> AsyncIterator[str]:
+    """The display with a tray host, which stays until the test's own parts have stopped (pystray would
+    otherwise try to dock its icon again, and log that it cannot)."""
     with tray_host(display):
         await eventually(lambda: tray.unavailable() is None, timeout=10)
-        hub = Hub()
-        requests: list[str] = []
-        hub.subscribe(lambda event: requests.append(event.data.action), types=[events.WINDOW_REQUEST])
-        icon = tray.Tray(hub)
-        icon.start()
-        try:
-            await eventually(lambda: icon.icon.visible, timeout=10)
-            assert icon.icon.title == 'J.A.R.V.I.S.'
-            hub.publish(SystemMetrics(cpu=12.3, memory=40.0, disk=50.0, gpu=None))
-            await eventually(lambda: icon.icon.title == 'J.A.R.V.I.S. - CPU 12 %, GPU n/a')
+        yield display
+        # pystray's icon closes its X connection when it is collected: while the display is still there (on a
+        # display that is gone it raises, inside whatever the collection interrupted)
+        gc.collect()
 
-            entries = [item for item in icon.icon.menu.items if item is not pystray.Menu.SEPARATOR]
-            assert [item.text for item in entries] == ['Show / hide', 'New conversation', 'Quit']
-            for item in entries:
-                item(icon.icon)
-            await eventually(lambda: requests == ['toggle', 'new_conversation', 'quit'])
-            assert entries[0].default, 'the entry a click on the icon runs where the tray shows no menu'
-        finally:
-            icon.stop()
+
+@needs_trayer
+async def test_the_tray_icon_menu_and_tooltip_with_a_tray_host(tray_display: str) -> None:
+    import pystray  # pylint: disable=import-outside-toplevel
+    hub = Hub()
+    requests: list[str] = []
+    hub.subscribe(lambda event: requests.append(event.data.action), types=[events.WINDOW_REQUEST])
+    icon = tray.Tray(hub)
+    icon.start()
+    try:
+        await eventually(lambda: icon.icon.visible, timeout=10)
+        assert icon.icon.title == 'J.A.R.V.I.S.'
+        hub.publish(SystemMetrics(cpu=12.3, memory=40.0, disk=50.0, gpu=None))
+        await eventually(lambda: icon.icon.title == 'J.A.R.V.I.S. - CPU 12 %, GPU n/a')
+
+        entries = [item for item in icon.icon.menu.items if item is not pystray.Menu.SEPARATOR]
+        assert [item.text for item in entries] == ['Show / hide', 'New conversation', 'Quit']
+        for item in entries:
+            item(icon.icon)
+        await eventually(lambda: requests == ['toggle', 'new_conversation', 'quit'])
+        assert entries[0].default, 'the entry a click on the icon runs where the tray shows no menu'
+    finally:
+        icon.stop()
+
+
+@needs_trayer
+async def test_a_click_on_the_x11_icon_runs_its_default_entry(tray_display: str) -> None:
+    """Where the tray shows no menu (an XEmbed tray), a click is the only way back to a window hidden to the
+    tray: a real click (the X server's test extension) on the docked icon asks to show / hide the window."""
+    hub = Hub()
+    requests: list[str] = []
+    hub.subscribe(lambda event: requests.append(event.data.action), types=[events.WINDOW_REQUEST])
+    icon = tray.Tray(hub)
+    icon.start()
+    try:
+        assert tray.running()
+        await eventually(lambda: click_tray_icon(tray_display, 'jarvis-desktop'), timeout=10)
+        await eventually(lambda: requests == ['toggle'], timeout=5)
+    finally:
+        icon.stop()
+    assert not tray.running()
+
+
+async def test_without_a_tray_icon_closing_quits_and_there_is_nothing_to_choose(user: User) -> None:
+    assert not tray.running()
+    await user.open('/')
+    await user.should_see(marker='nav-system')
+    await user.should_not_see(marker='close-to-tray')
+
+
+@needs_trayer
+async def test_the_close_to_tray_switch_is_offered_where_a_tray_icon_runs(tray_display: str, jarvis: Harness) -> None:
+    icon = tray.Tray(jarvis.services.hub)
+    icon.start()
+    try:
+        first, second = jarvis.new_user(), jarvis.new_user()
+        await first.open('/')
+        await second.open('/chat')
+        switch = first.find(marker='close-to-tray').elements.pop()
+        other = second.find(marker='close-to-tray').elements.pop()
+        assert isinstance(switch, ui.switch) and switch.value is False, 'off until chosen'
+        assert switch.text == 'Close to tray'
+        assert switch.props['aria-label'].startswith('Close to tray: closing the window hides it')
+        assert jarvis.services.preferences.close_to_tray is False
+
+        first.find(marker='close-to-tray').click()
+        await eventually(lambda: jarvis.services.preferences.close_to_tray is True)
+        await eventually(lambda: other.value is True)  # the other window's switch follows at once
+        stored = SettingsStore(open_database(jarvis.services.settings.db_path).db)
+        stored.load()
+        assert stored.get(CLOSE_TO_TRAY_KEY) is True, 'the choice persists'
+
+        second.find(marker='close-to-tray').click()
+        await eventually(lambda: jarvis.services.preferences.close_to_tray is False)
+        await eventually(lambda: switch.value is False)
+    finally:
+        icon.stop()

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 from nicegui import background_tasks, ui
 
-from .. import events, framework
+from .. import events, framework, tray
 from ..events import Alert, ChatMessage, ModelLoaded, Notification, ThemeChanged
+from ..preferences import CLOSE_TO_TRAY, CloseToTrayChanged, Preferences
 from ..services import Services, StartupError
 from . import format as fmt
 from . import notifications
@@ -57,6 +58,8 @@ def build_root(services: Services, views: list[View]) -> Callable[[], None]:
         # open where the window is wide enough to show it beside the page; in a narrow one it waits to be opened
         with ui.left_drawer(bordered=True).props('width=210').classes('px-0') as drawer:
             nav_items = _navigation(views)
+            if tray.running():  # without a tray icon nothing could bring a hidden window back: closing quits
+                _desktop_preferences(services.preferences, live)
         # one line down to 360 px: narrower gaps and letters on a small screen, the model's name only in its views
         with ui.header(elevated=True).classes('items-center gap-3 max-sm:gap-2 px-4 max-sm:px-3 bg-slate-900 '
                                               'text-white no-wrap'):
@@ -86,6 +89,32 @@ def build_root(services: Services, views: list[View]) -> Callable[[], None]:
         _window_notifications(live)
 
     return root
+
+
+CLOSE_TO_TRAY_LABEL = 'Close to tray'
+CLOSE_TO_TRAY_HINT = 'Closing the window hides it to the tray icon, which shows it again or quits the app'
+
+
+def _desktop_preferences(preferences: Preferences, live: LiveWindow) -> None:
+    """How the app behaves on the desktop, below the navigation: closing the window hides it to the tray."""
+
+    async def choose(enabled: bool) -> None:
+        if enabled != preferences.close_to_tray:  # not again when this switch only follows another window
+            await preferences.set_close_to_tray(enabled)
+
+    ui.separator().classes('my-2')
+    with ui.element('div').classes('px-4'):
+        # the accessible name starts with the visible label, and says what the switch does
+        switch = mark(ui.switch(CLOSE_TO_TRAY_LABEL, value=preferences.close_to_tray,
+                                on_change=lambda change: choose(bool(change.value)))
+                      .props(f'dense aria-label="{CLOSE_TO_TRAY_LABEL}: {CLOSE_TO_TRAY_HINT.lower()}"'), 'close-to-tray')
+        with switch:
+            ui.tooltip(CLOSE_TO_TRAY_HINT)
+
+    def follow(change: CloseToTrayChanged) -> None:  # another window's choice: this switch shows it at once
+        switch.set_value(change.enabled)
+
+    live.on(CLOSE_TO_TRAY, follow)
 
 
 def _window_notifications(live: LiveWindow) -> None:
