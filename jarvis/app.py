@@ -118,6 +118,9 @@ def run(settings: Settings, *, native: bool, show: bool, native_port: int | None
         uvicorn_logging_level='warning',
         # compressing every frame costs more CPU than it saves on a local connection
         ws_per_message_deflate=False,
+        # Engine.IO already pings every window's socket (framework.quiet_windows): uvicorn's own WebSocket
+        # ping every 20 s would be a second heartbeat that wakes the app for nothing
+        ws_ping_interval=None,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
     return 1 if services.failure else 0

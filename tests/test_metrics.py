@@ -243,3 +243,42 @@ async def test_the_sampler_is_calm_while_every_window_is_hidden_and_samples_at_o
     finally:
         window.close()
         await sampler.stop()
+
+
+MEMINFO = """MemTotal:       24684084 kB
+MemFree:        20000000 kB
+MemAvailable:   23954608 kB
+Buffers:          100000 kB
+SwapTotal:       2097148 kB
+SwapFree:        1048572 kB
+"""
+
+NET_DEV = """Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+    lo:  1000      10    0    0    0     0          0         0     1000      10    0    0    0     0       0          0
+  eth0: 52000     400    0    0    0     0          0         0    31000     300    0    0    0     0       0          0
+"""
+
+
+@pytest.mark.skipif(not psutil.LINUX, reason='the /proc fast path is Linux only')
+def test_memory_swap_and_network_are_read_from_proc_as_psutil_reads_them(tmp_path: Path) -> None:
+    from jarvis.metrics.system import memory_and_swap, network_bytes
+
+    (tmp_path / 'meminfo').write_text(MEMINFO)
+    (tmp_path / 'dev').write_text(NET_DEV)
+    assert memory_and_swap(str(tmp_path / 'meminfo')) == (24684084 * 1024, 23954608 * 1024, 2097148 * 1024,
+                                                          1048572 * 1024)
+    assert network_bytes(str(tmp_path / 'dev')) == (1000 + 31000, 1000 + 52000)  # every interface, as psutil sums
+    # this machine, against psutil itself (totals do not move between the two reads)
+    total, _available, swap_total, _swap_free = memory_and_swap()
+    assert (total, swap_total) == (psutil.virtual_memory().total, psutil.swap_memory().total)
+    sent, received = network_bytes()
+    counters = psutil.net_io_counters()
+    assert 0 <= counters.bytes_sent - sent < 10**7 and 0 <= counters.bytes_recv - received < 10**7
+
+
+def test_a_meminfo_without_the_fields_falls_back_to_psutil(tmp_path: Path) -> None:
+    from jarvis.metrics.system import memory_and_swap
+
+    (tmp_path / 'meminfo').write_text('MemTotal: 1 kB\n')
+    assert memory_and_swap(str(tmp_path / 'meminfo'))[0] == psutil.virtual_memory().total

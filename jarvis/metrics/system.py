@@ -1,6 +1,14 @@
-"""CPU, memory, disk and network readings through psutil. Blocking: call off the event loop."""
+"""CPU, memory, disk and network readings through psutil. Blocking: call off the event loop.
+
+On Linux, memory, swap and the network counters come from one read of ``/proc/meminfo`` and one of
+``/proc/net/dev`` (the same fields psutil reads there): psutil's ``virtual_memory()`` and
+``swap_memory()`` read ``/proc/meminfo`` twice and ``/proc/vmstat`` once, and parse far more than a
+sample needs; on this machine that was about a third of each sample's cost (the sampler runs even while
+no window is open). Anywhere else, or when a field is missing, psutil reads them.
+"""
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,19 +69,18 @@ class PsutilReader:
         per_core = psutil.cpu_percent(interval=None, percpu=True)  # one read of /proc/stat for both
         cpu = sum(per_core) / len(per_core) if per_core else 0.0
         self._last_cpu_call = time.monotonic()
-        memory = psutil.virtual_memory()
-        swap = psutil.swap_memory()
+        memory_total, memory_available, swap_total, swap_free = memory_and_swap()
         disk = psutil.disk_usage(self.disk_path)
         sent_rate, recv_rate = self._net_rates()
         return SystemReading(
             cpu=float(cpu),
             cpu_per_core=[float(c) for c in per_core],
             cpu_count=len(per_core),
-            memory=float(memory.percent),
-            memory_used=int(memory.total - memory.available),
-            memory_total=int(memory.total),
-            swap_used=int(swap.used),
-            swap_total=int(swap.total),
+            memory=round((memory_total - memory_available) / memory_total * 100.0, 1) if memory_total else 0.0,
+            memory_used=memory_total - memory_available,
+            memory_total=memory_total,
+            swap_used=swap_total - swap_free,
+            swap_total=swap_total,
             disk=float(disk.percent),
             disk_path=self.disk_path,
             disk_used=int(disk.used),
@@ -92,5 +99,46 @@ class PsutilReader:
 
     @staticmethod
     def _net_counters() -> tuple[float, int, int]:
-        counters = psutil.net_io_counters()
-        return time.monotonic(), int(counters.bytes_sent), int(counters.bytes_recv)
+        sent, received = network_bytes()
+        return time.monotonic(), sent, received
+
+
+_LINUX = sys.platform.startswith('linux')
+_MEMINFO_FIELDS = (b'MemTotal:', b'MemAvailable:', b'SwapTotal:', b'SwapFree:')
+
+
+def memory_and_swap(meminfo: str = '/proc/meminfo') -> tuple[int, int, int, int]:
+    """(memory total, memory available, swap total, swap free) in bytes."""
+    if _LINUX:
+        try:
+            with open(meminfo, 'rb') as file:
+                text = file.read()
+        except OSError:
+            text = b''
+        values: dict[bytes, int] = {}
+        for line in text.splitlines():
+            name, _, rest = line.partition(b' ')
+            if name in _MEMINFO_FIELDS:
+                values[name] = int(rest.split()[0]) * 1024  # the kernel writes kB (KiB)
+        if len(values) == len(_MEMINFO_FIELDS):
+            return (values[b'MemTotal:'], values[b'MemAvailable:'], values[b'SwapTotal:'], values[b'SwapFree:'])
+    memory, swap = psutil.virtual_memory(), psutil.swap_memory()
+    return int(memory.total), int(memory.available), int(swap.total), int(swap.free)
+
+
+def network_bytes(net_dev: str = '/proc/net/dev') -> tuple[int, int]:
+    """(bytes sent, bytes received) by every interface since boot, as psutil.net_io_counters() sums them."""
+    if _LINUX:
+        try:
+            with open(net_dev, 'rb') as file:
+                lines = file.read().splitlines()[2:]  # two header lines
+            sent = received = 0
+            for line in lines:
+                fields = line.partition(b':')[2].split()
+                received += int(fields[0])
+                sent += int(fields[8])
+            return sent, received
+        except (OSError, IndexError, ValueError):
+            pass
+    counters = psutil.net_io_counters()
+    return int(counters.bytes_sent), int(counters.bytes_recv)
