@@ -79,6 +79,10 @@ def rows(results: dict[str, Any]) -> list[list[str]]:
                           _met(hidden['targets']['cpu_s_per_min'])])
             table.append(['Idle, the only window hidden', 'Page updates per minute while hidden (check: none)',
                           _spread(h['page_updates_per_min'], 1), NA, NA, NA, NA])
+            if 'reference_cpu_s_per_min' in h:
+                table.append(['Idle, reference', 'CPU-s per minute of a bare Python asyncio loop waking once a second '
+                              '(the machine\'s cost of a wake-up in this run)', _spread(h['reference_cpu_s_per_min'], 3),
+                              NA, NA, NA, NA])
     elif idle:
         table.append(['Idle', 'failed: ' + idle.get('error', '?'), NA, NA, NA, NA, 'not measured'])
 
