@@ -63,9 +63,20 @@ def adopt_native_window(window: WindowProcess) -> None:
 
     def quit_when_closed() -> None:  # as NiceGUI's native mode does: the window closed, the app ends
         window.process.join()
-        core.stop_and_exit()
+        if app.is_stopping or app.is_stopped or _server_stops():
+            return  # the app is quitting already (SIGTERM, the tray's Quit) and closed its window itself
+        try:
+            core.stop_and_exit()
+        except Exception:  # pylint: disable=broad-except  # a stop that began meanwhile finishes the exit
+            log.debug('the app was stopping already when its window closed', exc_info=True)
 
     threading.Thread(target=quit_when_closed, name='native window watch', daemon=True).start()
+
+
+def _server_stops() -> bool:
+    from nicegui.server import Server  # pylint: disable=import-outside-toplevel
+    server = getattr(Server, 'instance', None)
+    return bool(server is not None and server.should_exit)
 
 
 def native_window() -> Any | None:
@@ -301,7 +312,7 @@ def problems() -> list[str]:
         found.append('uvicorn.Server.main_loop is not a coroutine function')
     if 'self.main_loop()' not in inspect.getsource(uvicorn.Server._serve):  # pylint: disable=protected-access
         found.append('uvicorn.Server._serve no longer calls self.main_loop()')
-    if 'self.should_exit = True' not in inspect.getsource(uvicorn.Server.handle_exit):
+    if 'should_exit' not in uvicorn.Server.handle_exit.__code__.co_names:
         found.append('uvicorn.Server.handle_exit no longer sets should_exit')
     found.extend(_quiet_window_problems())
     try:
@@ -359,6 +370,9 @@ def _native_window_problems() -> list[str]:
         found.append('nicegui has no native event_manager.start()')
     if not callable(getattr(core, 'stop_and_exit', None)):
         found.append('nicegui.core has no stop_and_exit()')
+    from nicegui.server import Server  # pylint: disable=import-outside-toplevel
+    if 'instance' not in getattr(Server, '__annotations__', {}):
+        found.append('nicegui.server.Server no longer keeps its instance (the window watch reads should_exit there)')
     proxy = getattr(native, 'WindowProxy', None)
     send = getattr(proxy, '_send', None)
     if send is None or 'method_queue.put((name, args, kwargs))' not in inspect.getsource(send):
