@@ -3,6 +3,7 @@ follows the samples and its menu entries ask the window to act; without a tray h
 the app says so once and runs without one (closing the window quits, as tests/test_native_window.py shows)."""
 from __future__ import annotations
 
+import contextlib
 import gc
 from collections.abc import AsyncIterator, Iterator
 
@@ -58,18 +59,27 @@ async def tray_display(display: str) -> AsyncIterator[str]:
         gc.collect()
 
 
-@needs_trayer
-async def test_the_tray_icon_menu_and_tooltip_with_a_tray_host(tray_display: str) -> None:
-    import pystray  # pylint: disable=import-outside-toplevel
+@contextlib.contextmanager
+def started_tray() -> Iterator[tuple[tray.Tray, list[str]]]:
+    """A running tray icon on a hub of its own, and the window requests its entries publish there."""
     hub = Hub()
     requests: list[str] = []
     hub.subscribe(lambda event: requests.append(event.data.action), types=[events.WINDOW_REQUEST])
     icon = tray.Tray(hub)
     icon.start()
     try:
+        yield icon, requests
+    finally:
+        icon.stop()
+
+
+@needs_trayer
+async def test_the_tray_icon_menu_and_tooltip_with_a_tray_host(tray_display: str) -> None:
+    import pystray  # pylint: disable=import-outside-toplevel
+    with started_tray() as (icon, requests):
         await eventually(lambda: icon.icon.visible, timeout=10)
         assert icon.icon.title == 'J.A.R.V.I.S.'
-        hub.publish(SystemMetrics(cpu=12.3, memory=40.0, disk=50.0, gpu=None))
+        icon.hub.publish(SystemMetrics(cpu=12.3, memory=40.0, disk=50.0, gpu=None))
         await eventually(lambda: icon.icon.title == 'J.A.R.V.I.S. - CPU 12 %, GPU n/a')
 
         entries = [item for item in icon.icon.menu.items if item is not pystray.Menu.SEPARATOR]
@@ -78,25 +88,16 @@ async def test_the_tray_icon_menu_and_tooltip_with_a_tray_host(tray_display: str
             item(icon.icon)
         await eventually(lambda: requests == ['toggle', 'new_conversation', 'quit'])
         assert entries[0].default, 'the entry a click on the icon runs where the tray shows no menu'
-    finally:
-        icon.stop()
 
 
 @needs_trayer
 async def test_a_click_on_the_x11_icon_runs_its_default_entry(tray_display: str) -> None:
     """Where the tray shows no menu (an XEmbed tray), a click is the only way back to a window hidden to the
     tray: a real click (the X server's test extension) on the docked icon asks to show / hide the window."""
-    hub = Hub()
-    requests: list[str] = []
-    hub.subscribe(lambda event: requests.append(event.data.action), types=[events.WINDOW_REQUEST])
-    icon = tray.Tray(hub)
-    icon.start()
-    try:
+    with started_tray() as (_icon, requests):
         assert tray.running()
         await eventually(lambda: click_tray_icon(tray_display, 'jarvis-desktop'), timeout=10)
         await eventually(lambda: requests == ['toggle'], timeout=5)
-    finally:
-        icon.stop()
     assert not tray.running()
 
 

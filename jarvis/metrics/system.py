@@ -41,7 +41,7 @@ class SystemReading:
 def free_memory_bytes() -> int | None:
     """The RAM that can be given to a new process now, without swapping (None: it cannot be read)."""
     try:
-        return int(psutil.virtual_memory().available)
+        return memory_and_swap()[1]
     except (OSError, RuntimeError):
         return None
 
