@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
-from nicegui import app, context
+from nicegui import app, context, ui
 
 if TYPE_CHECKING:
     from .window_process import WindowProcess
@@ -137,13 +137,15 @@ def clickable_tray_icon(icon: Any) -> None:
 # --- uvicorn: a calmer server heartbeat ---------------------------------------------------------
 # uvicorn's server loop wakes ten times a second to see whether it should stop. On an idle app that
 # polling was most of the CPU it used (measured: about 0.09 CPU-seconds per minute of the app's 0.25).
-# The calm loop wakes every ten seconds, and at once when something asks the server to stop: the
+# The calm loop wakes once a minute, and at once when something asks the server to stop: the
 # ``should_exit`` flag (set by uvicorn's signal handler, NiceGUI's shutdown, the window closing) wakes
 # it, so quitting is as quick as before. What uvicorn does on a tick stays: the exit check, and the
-# Date header, which is now up to ten seconds old (no client of this app reads it).
-# (Measured with the only window hidden: a tick of 1 s cost about 0.05 CPU-s per minute.)
+# Date header, which is now up to a minute old (uvicorn hands each connection the header of its start
+# anyway, and no client of this app reads it).
+# (Measured with the only window hidden: a tick of 1 s cost about 0.05 CPU-s per minute; every wake-up
+# of an idle process costs 2-5 ms of CPU on the 2-core benchmark machine.)
 
-SERVER_TICK_S = 10.0
+SERVER_TICK_S = 60.0
 _UVICORN_TICK_S = 0.1  # what uvicorn's on_tick() counts in
 _WAKE = '_jarvis_wake_main_loop'
 _EXIT = '_jarvis_should_exit'
@@ -201,19 +203,39 @@ def calm_server_loop() -> None:
 
 
 # --- NiceGUI: quiet windows ---------------------------------------------------------------------
-# Two heartbeats run for every connected window, hidden ones too, and wake the app far more often
-# than anything it does itself:
+# Heartbeats run for every connected window, hidden ones too, and wake the app far more often than
+# anything it does itself; each wake-up of an idle process costs CPU of its own (2-5 ms on the 2-core
+# benchmark machine), whatever little it then does:
 # - each window's outbox waits for something to send with a one-second timeout, only to look whether
 #   it should stop; ``Outbox.stop()`` wakes it itself, so a long timeout loses nothing;
-# - NiceGUI sets the socket's ping interval and timeout to 4 s and 2 s; Engine.IO's own defaults
-#   (25 s, 20 s) are plenty on a desktop, where a closed window closes its socket at once and a
-#   vanished one is noticed within 45 s.
+# - NiceGUI sets the socket's ping interval and timeout to 4 s and 2 s. On a desktop a closed window
+#   closes its socket at once; only a vanished one (a remote browser whose network went away) waits
+#   for the ping: it is noticed within 80 s. 50 s stays under the 60 s that proxies such as nginx
+#   allow an idle connection by default. Engine.IO's service task looks at the sockets every
+#   ping timeout, so that one is long too;
+# - every page acknowledges the messages it received every 3 s (``ack()`` in nicegui.js), so that the
+#   app can drop them from the window's catch-up history; that history also drops messages by age
+#   (ping interval + ping timeout + reconnect timeout), so acknowledging every 30 s loses nothing;
+# - NiceGUI prunes its clients, slot stacks and tab storage every 10 s: once a minute does the same.
 # (Measured with the only window hidden, together with the calm server loop: 0.03-0.04 instead of
 # 0.13-0.17 CPU-s per minute.)
 
-OUTBOX_IDLE_WAKE_S = 60.0
-SOCKET_PING_INTERVAL_S = 25.0
-SOCKET_PING_TIMEOUT_S = 20.0
+OUTBOX_IDLE_WAKE_S = 600.0
+SOCKET_PING_INTERVAL_S = 50.0
+SOCKET_PING_TIMEOUT_S = 30.0
+ACK_EVERY = 10  # of nicegui.js's 3-second ack() calls, one acknowledges: every 30 s
+NICEGUI_PRUNE_INTERVAL_S = 60.0
+_NICEGUI_PRUNE_DEFAULT_S = 10  # what App.start() asks of app.timer() for its three pruning timers
+
+# runs once nicegui.js and the page's module scripts have run (they define ack() and start its interval)
+_CALM_ACK_JS = f"""<script>
+document.addEventListener('DOMContentLoaded', () => {{
+  const acknowledge = window.ack;
+  if (typeof acknowledge !== 'function') return;
+  let calls = 0;
+  window.ack = () => {{ if (++calls % {ACK_EVERY} === 0) acknowledge(); }};
+}});
+</script>"""
 
 
 class _OutboxAsyncio:
@@ -227,11 +249,40 @@ class _OutboxAsyncio:
         return await asyncio.wait_for(awaitable, OUTBOX_IDLE_WAKE_S if timeout == 1.0 else timeout)
 
 
+class _CalmPruneTimers:
+    """``app.timer`` while NiceGUI starts: its own pruning timers run once a minute, anything else as asked."""
+
+    def __init__(self, timer: Any) -> None:
+        self.timer = timer
+
+    def __call__(self, interval: float, callback: Callable[..., Any], **kwargs: Any) -> Any:
+        if interval == _NICEGUI_PRUNE_DEFAULT_S and _is_nicegui_pruning(callback):
+            interval = NICEGUI_PRUNE_INTERVAL_S
+        return self.timer(interval, callback, **kwargs)
+
+
+def _nicegui_pruning() -> tuple[Callable[..., Any], ...]:
+    from nicegui.app.app import prune_tab_storage  # pylint: disable=import-outside-toplevel
+    from nicegui.client import Client  # pylint: disable=import-outside-toplevel
+    from nicegui.slot import Slot  # pylint: disable=import-outside-toplevel
+    return Client.prune_instances, Slot.prune_stacks, prune_tab_storage
+
+
+def _is_nicegui_pruning(callback: Callable[..., Any]) -> bool:
+    return any(callback == known for known in _nicegui_pruning())
+
+
 def quiet_windows() -> None:
-    """Calm the outboxes now and the socket pings at startup (NiceGUI sets its own there first)."""
+    """Calm the outboxes and the pruning now, the socket pings at startup (NiceGUI sets its own there
+    first), and every page's acknowledgements."""
     from nicegui import outbox  # pylint: disable=import-outside-toplevel
     outbox.asyncio = _OutboxAsyncio()  # type: ignore[assignment]
+    if not isinstance(app.__dict__.get('timer'), _CalmPruneTimers):
+        app.timer = _CalmPruneTimers(type(app).timer)  # type: ignore[method-assign]
     app.on_startup(_calm_socket_pings)
+    from nicegui import Client  # pylint: disable=import-outside-toplevel
+    if _CALM_ACK_JS not in Client.shared_head_html:
+        ui.add_head_html(_CALM_ACK_JS, shared=True)
 
 
 def _calm_socket_pings() -> None:
@@ -282,7 +333,18 @@ def _quiet_window_problems() -> list[str]:
         found.append('nicegui.nicegui.sio.eio is gone')
     elif 'sio.eio.ping_interval' not in inspect.getsource(nicegui_module._startup):  # pylint: disable=protected-access
         found.append('NiceGUI no longer sets the ping interval at startup (where quiet_windows overrides it)')
+    if 'setInterval(() => ack(), 3000)' not in _nicegui_js():
+        found.append("nicegui.js no longer acknowledges messages with setInterval(() => ack(), 3000)")
+    from nicegui.app.app import App  # pylint: disable=import-outside-toplevel
+    start_source = inspect.getsource(App.start)
+    for name in ('Client.prune_instances', 'Slot.prune_stacks', 'prune_tab_storage'):
+        if f'self.timer({_NICEGUI_PRUNE_DEFAULT_S}, {name})' not in start_source:
+            found.append(f'NiceGUI App.start() no longer starts self.timer({_NICEGUI_PRUNE_DEFAULT_S}, {name})')
     return found
+
+
+def _nicegui_js() -> str:
+    return files('nicegui').joinpath('static', 'nicegui.js').read_text(encoding='utf-8')
 
 
 def problems() -> list[str]:
@@ -297,7 +359,7 @@ def problems() -> list[str]:
         found.append('nicegui SubPagesRouter no longer keeps current_path')
     if not callable(getattr(SubPagesRouter, 'on_path_changed', None)):
         found.append('nicegui SubPagesRouter has no on_path_changed()')
-    nicegui_js = files('nicegui').joinpath('static', 'nicegui.js').read_text(encoding='utf-8')
+    nicegui_js = _nicegui_js()
     if f'window.{HANDSHAKE_FLAG} = true' not in nicegui_js.replace('  ', ' '):
         found.append(f'nicegui.js no longer sets window.{HANDSHAKE_FLAG}')
     found.extend(_native_window_problems())

@@ -45,7 +45,7 @@ def test_a_hidden_page_gets_no_ticks_and_shows_current_values_when_shown(browser
         published = stats(app)['published']
         time.sleep(7)  # three ticks at the full rate
         hidden_until = browser.execute_script('return Date.now()')
-        assert stats(app)['published'] - published <= 2, 'the sampler is calm (one sample per 10 s at most)'
+        assert stats(app)['published'] - published <= 2, 'the sampler is calm (one sample per 30 s at most)'
 
         browser.switch_to.window(app_tab)  # in front again
         wait_for(lambda: stats(app)['visible'] == 1, message=f'the page never said it is visible again: {stats(app)}')
@@ -60,8 +60,33 @@ def test_a_hidden_page_gets_no_ticks_and_shows_current_values_when_shown(browser
             today = time.localtime(shown_at)
             sampled = time.mktime((*today[:3], clock.tm_hour, clock.tm_min, clock.tm_sec, 0, 0, today.tm_isdst))
             return sampled >= shown_at - 2  # not the last sample taken while it was hidden
-        # well before the calm rate's next sample (10 s away): the page is brought up to date when it is shown
+        # well before the calm rate's next sample (30 s away): the page is brought up to date when it is shown
         wait_for(shows_a_current_sample, timeout=5, message='the page did not show a current sample at once')
+    assert 'Traceback' not in app.output()
+
+
+def test_a_page_acknowledges_its_messages_every_thirtieth_second_not_every_third(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """nicegui.js calls ack() every 3 s, and each call that has something to acknowledge wakes the app;
+    one call in ten sends (framework.ACK_EVERY). The page still receives its 2-second ticks meanwhile."""
+    from jarvis import framework
+
+    with AppServer(tmp_path / 'data') as app:
+        browser.get(app.url + '/')
+        wait_for(lambda: stats(app)['visible'] == 1, message=f'the page never said it is visible: {stats(app)}')
+        browser.execute_script(COUNT_MESSAGES_JS + '''
+window.jarvisAcks = 0;
+const emit = window.socket.emit.bind(window.socket);
+window.socket.emit = (name, ...rest) => { if (name === 'ack') window.jarvisAcks += 1; return emit(name, ...rest); };
+''')
+        time.sleep(7.5)  # two of nicegui.js's 3-second ack() calls, and three ticks
+        assert browser.execute_script('return window.jarvisMessages.length') >= 2, 'the ticks keep coming'
+        assert browser.execute_script('return window.jarvisAcks') == 0
+        # the override itself: of ten calls with something new to acknowledge, one sends
+        sent = browser.execute_script('''
+window.jarvisAcks = 0;
+for (let i = 0; i < %d; i++) { window.nextMessageId += 1; window.ack(); }
+return window.jarvisAcks;''' % framework.ACK_EVERY)
+        assert sent == 1
     assert 'Traceback' not in app.output()
 
 

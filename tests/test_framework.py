@@ -86,7 +86,21 @@ async def test_an_idle_window_outbox_does_not_wake_every_second() -> None:
         outbox.asyncio = original
 
 
-def test_the_windows_sockets_ping_at_engine_io_defaults(tmp_path: Path) -> None:
+def test_nicegui_prunes_once_a_minute_and_other_timers_keep_their_interval() -> None:
+    from nicegui.app.app import prune_tab_storage
+    from nicegui.client import Client
+    from nicegui.slot import Slot
+
+    asked: list[tuple[float, Any]] = []
+    timer = framework._CalmPruneTimers(lambda interval, callback, **_: asked.append((interval, callback)))  # pylint: disable=protected-access
+    for callback in (Client.prune_instances, Slot.prune_stacks, prune_tab_storage):
+        timer(10, callback)
+    timer(10, print)
+    timer(5, Client.prune_instances)
+    assert [interval for interval, _ in asked] == [framework.NICEGUI_PRUNE_INTERVAL_S] * 3 + [10, 5]
+
+
+def test_the_windows_sockets_ping_rarely(tmp_path: Path) -> None:
     with AppServer(tmp_path / 'data') as app:
         handshake = httpx.get(app.url + '/_nicegui_ws/socket.io/?EIO=4&transport=polling')
     assert handshake.status_code == 200

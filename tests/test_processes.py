@@ -6,6 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,7 +16,7 @@ import pytest
 from jarvis.hub import Hub
 from jarvis.metrics import NvmlGpuReader
 from jarvis.metrics.process_scan import ProcessRecord, ProcfsScanner, PsutilScanner
-from jarvis.metrics.processes import PROCESSES, ProcessInfo, ProcessMonitor, ProcessSnapshot, rank
+from jarvis.metrics.processes import MAX_SCAN_INTERVAL_S, PROCESSES, ProcessInfo, ProcessMonitor, ProcessSnapshot, rank
 
 from .helpers.waiting import eventually
 
@@ -153,7 +154,7 @@ def test_ranking_puts_na_last_and_keeps_ties_in_pid_order() -> None:
 
 async def test_no_demand_no_scan_and_the_shortest_interval_wins() -> None:
     hub = Hub()
-    monitor = ProcessMonitor(hub)
+    monitor = ProcessMonitor(hub, core_share=None)  # scans as often as asked (the budget has a test of its own)
     published = hub.subscribe(name='test', types=[PROCESSES])
     await monitor.start()
     try:
@@ -177,8 +178,41 @@ async def test_no_demand_no_scan_and_the_shortest_interval_wins() -> None:
         await monitor.stop()
 
 
+async def test_scans_come_less_often_where_one_costs_more_than_the_budget_allows() -> None:
+    """The budget counts the scan's own CPU time: a scan that burns 30 ms, within a budget of 1 % of a core,
+    runs every 3 s at most, however often a window asks; never less often than every 30 s."""
+
+    class Costly(PsutilScanner):
+        def scan(self) -> list[ProcessRecord]:
+            started = time.thread_time()
+            while time.thread_time() - started < 0.03:
+                pass
+            return [ProcessRecord(1, 'init', 'root', 1.0, 4096, 0.0)]
+
+    monitor = ProcessMonitor(Hub(), scanner=Costly(), core_share=0.01)
+    assert monitor.scan_interval(0.05) == 0.05, 'before the first scan nothing is known: as asked'
+    await monitor.scan_once()
+    assert monitor.scan_cost_s is not None and monitor.scan_cost_s >= 0.03
+    assert monitor.scan_interval(0.05) == pytest.approx(monitor.scan_cost_s / 0.01) and 3.0 <= monitor.scan_interval(0.05)
+    assert monitor.scan_interval(60.0) == 60.0, 'a slower wish stays'
+    monitor.core_share = 0.0001
+    assert monitor.scan_interval(0.05) == MAX_SCAN_INTERVAL_S
+    monitor.core_share = None
+    assert monitor.scan_interval(0.05) == 0.05
+
+    demand = monitor.demand(0.05, name='window')
+    monitor.core_share = 0.01
+    await monitor.start()
+    try:
+        await asyncio.sleep(1.0)
+        assert monitor.scans_taken <= 2, 'the first scan at once, the next one seconds later'
+    finally:
+        demand.release()
+        await monitor.stop()
+
+
 async def test_a_paused_demand_does_not_count_and_an_ended_one_goes() -> None:
-    monitor = ProcessMonitor(Hub())
+    monitor = ProcessMonitor(Hub(), core_share=None)
     state = {'connected': False, 'deleted': False}
     demand = monitor.demand(0.05, name='window', active=lambda: state['connected'], ended=lambda: state['deleted'])
     await monitor.start()

@@ -23,15 +23,13 @@ from ..hub import Hub, Subscription
 from ..storage.database import Database
 from . import history_store as store
 from .history_store import Aggregate, HistoryBatch, HistoryRange, HistorySample, RecordedProcess
-from .processes import Demand, ProcessMonitor, ProcessSnapshot, rank
+from .processes import ProcessMonitor, ProcessSnapshot, rank
 
 log = logging.getLogger(__name__)
 
 MINUTE_S = 60
 # the busiest processes kept with each minute: this many by CPU, by memory and (with a GPU) by GPU memory
 TOP_PROCESSES = 5
-# the recorder's own need for the process list: a scan a minute, whatever windows show
-PROCESS_INTERVAL_S = 60.0
 # the ranges of the chart and of GET /api/system/history
 RANGES: dict[str, float] = {'5m': 300.0, '1h': 3600.0, '24h': 86400.0, '7d': 7 * 86400.0, '30d': 30 * 86400.0}
 MAX_POINTS = 1000  # per series: what a chart can show; a wider range is averaged into buckets
@@ -132,24 +130,18 @@ class HistoryRecorder:
         self.flushes = 0
         self._write_lock = asyncio.Lock()
         self._subscription: Subscription | None = None
-        self._demand: Demand | None = None
         self._in_flight = HistoryBatch()  # being written: still answered from memory until it is
 
     async def start(self, hub: Hub) -> None:
         if self._subscription is None:
             self._subscription = hub.subscribe(self._on_event, name='history recorder',
                                                types=[events.SYSTEM_METRICS])
-        if self.processes is not None and self._demand is None:
-            self._demand = self.processes.demand(PROCESS_INTERVAL_S, name='history recorder')
 
     async def stop(self) -> None:
         """Stop listening and write everything still in memory, the minute in progress included."""
         if self._subscription is not None:
             self._subscription.close()
             self._subscription = None
-        if self._demand is not None:
-            self._demand.release()
-            self._demand = None
         await self.flush(final=True)
 
     async def _on_event(self, event: Event) -> None:
@@ -166,7 +158,7 @@ class HistoryRecorder:
         async with self._write_lock:
             minutes = self.buffer.pending_minutes() if final else list(self.buffer.finished)
             if minutes:
-                snapshot = await self._processes_for_minute(scan=not final)
+                snapshot = await self._processes_for_minute(minutes[-1].t)
                 if snapshot is not None:
                     self.buffer.add_processes(snapshot, minutes[-1].t)
             batch = self.buffer.take(final=final)
@@ -182,15 +174,15 @@ class HistoryRecorder:
             finally:
                 self._in_flight = HistoryBatch()
 
-    async def _processes_for_minute(self, *, scan: bool) -> ProcessSnapshot | None:
+    async def _processes_for_minute(self, minute: float) -> ProcessSnapshot | None:
         if self.processes is None:
             return None
         snapshot = self.processes.latest()
-        if self.buffer.uses_snapshot(snapshot):
-            return snapshot
-        if not scan:  # stopping: the readers are shut down already
-            return None
-        try:  # no scan since the last minute (the scans drift against the minutes): take one now
+        if snapshot is not None and snapshot.timestamp >= minute and self.buffer.uses_snapshot(snapshot):
+            return snapshot  # a window's Processes panel had one scanned in this minute
+        # no scan since the last minute (no window shows the Processes panel): take one now, while the sample
+        # that ended the minute has the app awake anyway; its CPU % covers the whole minute
+        try:
             return await self.processes.scan_once()
         except Exception:
             log.warning('history: no process list for this minute', exc_info=True)

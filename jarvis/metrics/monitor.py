@@ -35,10 +35,11 @@ class SystemMonitor:
         await self.sampler.start()
 
     async def stop(self) -> None:
-        """The scans end first (NVML is shut down with the sampler), then what is in memory is written."""
+        """What is in memory is written first, with a last scan for the minute in progress (NVML is still
+        there), then the scans end and the sampler shuts NVML down. A sample taken in between is not recorded."""
+        await self.history.stop()
         await self.processes.stop()
         await self.sampler.stop()
-        await self.history.stop()
 
     # --- now ----------------------------------------------------------------------------------
 

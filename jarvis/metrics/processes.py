@@ -28,10 +28,16 @@ from .waiting import wait_or_timeout
 log = logging.getLogger(__name__)
 
 PROCESSES = 'processes'  # the hub event's wire name
-# a window that shows the Processes panel. A scan of 400 processes costs about 8 ms of CPU on the 2-core
-# benchmark machine when it comes every few seconds (the kernel's and the CPU's caches are cold by then):
-# every 10 s that is 0.08 % of one core, within the 0.1 % the monitor may spend on it (benchmarks/processes.py)
-PANEL_INTERVAL_S = 10.0
+# what a window that shows the Processes panel asks for: a scan every 5 s, or less often where a scan costs
+# more than the budget below allows
+PANEL_INTERVAL_S = 5.0
+# The scans may cost at most 0.1 % of one core: 0.08 % for the scans themselves (their worker thread's CPU
+# time), the rest for waking up to run them. A scan of 400 processes costs 8-15 ms on the 2-core benchmark
+# machine when the previous one was seconds ago (the kernel's and the CPU's caches are cold by then): there
+# the panel refreshes every 10-19 s; on a machine where a scan costs 4 ms, every 5 s.
+SCAN_CORE_SHARE = 0.0008
+MAX_SCAN_INTERVAL_S = 30.0  # however much a scan costs, a panel in view refreshes at least this often
+PAUSED_LOOK_S = 60.0
 MIN_CPU_WINDOW_S = 0.25  # a CPU % over a shorter window is mostly noise
 # a script's question is answered from the last scan while it is this fresh
 FRESH_S = PANEL_INTERVAL_S * 1.5
@@ -142,9 +148,10 @@ class ProcessMonitor:
     """Scans the processes off the event loop while a demand is active, and publishes each scan."""
 
     def __init__(self, hub: Hub, *, gpus: NvmlGpuReader | None = None, scanner: ProcessScanner | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, core_share: float | None = SCAN_CORE_SHARE) -> None:
         self.hub = hub
         self.gpus = gpus
+        self.core_share = core_share  # None: scan as often as asked, whatever it costs
         self.scanner = scanner or default_scanner()
         self.clock = clock
         self.scans_taken = 0
@@ -155,6 +162,7 @@ class ProcessMonitor:
         self._baseline_at = 0.0
         self._last_scan_at: float | None = None
         self._memory_total: int | None = None
+        self.scan_cost_s: float | None = None  # CPU seconds of one scan (a moving average)
         self._lock = asyncio.Lock()  # the loop and a script may ask at the same time
         self._changed: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
@@ -180,6 +188,13 @@ class ProcessMonitor:
         self._demands = [d for d in self._demands if not d.is_ended]
         active = [d.interval for d in self._demands if d.is_active]
         return min(active) if active else None
+
+    def scan_interval(self, wanted: float) -> float:
+        """How often to scan for demands that want ``wanted``: as asked, or less often where a scan costs more
+        than ``core_share`` of a core at that rate (up to ``MAX_SCAN_INTERVAL_S``)."""
+        if self.scan_cost_s is None or not self.core_share:
+            return wanted
+        return max(wanted, min(self.scan_cost_s / self.core_share, MAX_SCAN_INTERVAL_S))
 
     # --- reading --------------------------------------------------------------------------------
 
@@ -225,11 +240,11 @@ class ProcessMonitor:
             self._changed.clear()  # anything that changes the demands from here on wakes the wait below
             interval = self.wanted_interval()
             if interval is None:
-                # nobody asks: sleep until a demand comes, and look again now and then in case a paused one
-                # (a window that lost its socket) counts again without saying so
-                pending = [d.interval for d in self._demands]
-                await self._wait(min(pending) if pending else None)
+                # nobody asks: sleep until a demand comes or a paused one says it counts again (Demand.changed());
+                # a paused one is also looked at once a minute, in case its owner does not say so
+                await self._wait(PAUSED_LOOK_S if self._demands else None)
                 continue
+            interval = self.scan_interval(interval)
             wait = 0.0 if self._last_scan_at is None else self._last_scan_at + interval - time.monotonic()
             if wait > 0:
                 await self._wait(wait)
@@ -258,6 +273,7 @@ class ProcessMonitor:
         wait = MIN_CPU_WINDOW_S - (time.monotonic() - self._baseline_at)
         if wait > 0:
             time.sleep(wait)
+        cpu_before = time.thread_time()
         records = self.scanner.scan()
         now = time.monotonic()
         wall = self.clock()
@@ -281,8 +297,13 @@ class ProcessMonitor:
                                memory * memory_share if memory_share is not None else None,
                                gpu_of(pid, 0) if gpu_of is not None else None, cpu_time, started))
         self._remember(records, now)
+        self._note_cost(time.thread_time() - cpu_before)
         return ProcessSnapshot(processes=processes, count=len(processes), timestamp=wall,
                                cpu_window_s=round(elapsed, 3), memory_total=total or 0, gpu_status=gpu_status)
+
+    def _note_cost(self, cpu_s: float) -> None:
+        # a moving average: one scan slowed down by a busy moment does not halve the panel's rate for long
+        self.scan_cost_s = cpu_s if self.scan_cost_s is None else 0.7 * self.scan_cost_s + 0.3 * cpu_s
 
     def _remember(self, records: list[ProcessRecord], at: float) -> None:
         self._baseline = {(r.pid, r.started): r.cpu_time for r in records}

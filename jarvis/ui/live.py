@@ -74,6 +74,7 @@ class LiveWindow:
         latest_model = hub.latest(events.MODEL_LOADED)
         self.model: ModelLoaded | None = latest_model.data if latest_model else None  # type: ignore[assignment]
         self._handlers: dict[str, list[tuple[ui.element | None, Handler]]] = defaultdict(list)
+        self._connection_listeners: list[tuple[ui.element, Callable[[], Any]]] = []
         self._hub = hub
         self.subscription: Subscription = hub.subscribe(
             self._dispatch, name=f'window {client.id[:8]}', viewer=self.connected, window=True,
@@ -90,9 +91,14 @@ class LiveWindow:
         """Call ``handler(payload)`` for each event of a type while ``owner`` (a view's element) lives."""
         self._handlers[event_type].append((owner, handler))
 
+    def on_connection(self, callback: Callable[[], Any], *, owner: ui.element) -> None:
+        """Call ``callback()`` each time the window's socket connects or drops, while ``owner`` lives."""
+        self._connection_listeners.append((owner, callback))
+
     def close(self) -> None:
         self.subscription.close()
         self._handlers.clear()
+        self._connection_listeners.clear()
         if _windows.get(self.client.id) is self:
             del _windows[self.client.id]
 
@@ -101,11 +107,18 @@ class LiveWindow:
         self.subscription.viewer = True
         self._show_visibility()
         self.client.run_javascript(REPORT_VISIBILITY_JS)
+        self._tell_connection_listeners()
 
     def _on_disconnect(self) -> None:
         self.connected = False
         self.subscription.viewer = False
         self._show_visibility()
+        self._tell_connection_listeners()
+
+    def _tell_connection_listeners(self) -> None:
+        self._connection_listeners[:] = [(o, c) for o, c in self._connection_listeners if not o.is_deleted]
+        for _, callback in list(self._connection_listeners):
+            callback()
 
     def _on_visibility(self, event: ui_events.GenericEventArguments) -> None:
         state = event.args[0] if isinstance(event.args, list) and event.args else event.args

@@ -1,7 +1,8 @@
 """The Processes panel of the System view: the processes that use the most, sortable, with a filter box.
 
 While the panel is in view in a connected window (in the viewport, in a page the browser does not
-report as hidden) it holds a demand on the process scans (every 10 s): a panel scrolled out of sight or
+report as hidden) it holds a demand on the process scans (every 5 s, less often where a scan costs more than its budget:
+``jarvis/metrics/processes.py``): a panel scrolled out of sight or
 a hidden tab costs no scan. Each scan arrives as a ``processes`` event and replaces the table's
 rows in place. Sorting (a click on a
 column) and filtering pick the rows on the server from the whole scan, so "the top 20 by memory" or
@@ -81,6 +82,7 @@ class ProcessesPanel:
         self.demand = system.watch_processes(name=f'processes panel {live.client.id[:8]}',
                                              active=lambda: live.connected and self.in_view,
                                              ended=lambda: self.root.is_deleted)
+        live.on_connection(self.demand.changed, owner=self.root)  # the demand counts only while connected
         self.root.on(VISIBILITY_EVENT, lambda e: self.set_in_view(_detail(e.args)), ['detail'])
         live.on(PROCESSES, self.show, owner=self.root)
         latest = system.latest_processes()
@@ -167,6 +169,8 @@ def summary(snapshot: ProcessSnapshot, matching: int, shown: int, sort: str, tex
         found = f'{matching} of {snapshot.count} processes match'
     else:
         found = f'Top {shown} of {snapshot.count} processes'
-    window = f'CPU % of one core over {snapshot.cpu_window_s:.0f} s' if snapshot.cpu_window_s else 'CPU % n/a'
+    seconds = snapshot.cpu_window_s
+    window = (f'CPU % of one core over {seconds:.1f} s' if seconds and seconds < 10 else
+              f'CPU % of one core over {seconds:.0f} s' if seconds else 'CPU % n/a')
     gpu = '' if snapshot.has_gpu_memory else f' · GPU memory n/a: {snapshot.gpu_status}'
     return f'{found}, by {label.lower()} · {window} · {fmt.clock(snapshot.timestamp)}{gpu}'
