@@ -102,6 +102,9 @@ def run(procs: Processes, *, quick: bool, repeat: int | None = None, window: flo
         stats[subject]['added_cpu_s_per_min'] = summary(paired(subject, 'added'))
         stats[subject]['ms_per_scan'] = summary(paired(subject, 'per_scan'))
         stats[subject]['added_core_percent'] = summary(v / 60 * 100 for v in paired(subject, 'added'))
+        # the interval the monitor kept: the panel asks for PANEL_INTERVAL_S, the scan's budget may stretch it
+        stats[subject]['seconds_between_scans'] = summary(r['window_s'] / r['scans'] for r in runs
+                                                          if r['subject'] == subject and r['scans'])
     scanned = max((r['processes_scanned'] for r in runs if r['subject'] == 'procfs'), default=0)
     added = stats['procfs']['added_core_percent'].get('p50')
     return {

@@ -148,8 +148,10 @@ def rows(results: dict[str, Any]) -> list[list[str]]:
     if scan and 'stats' in scan:
         s, t, settings = scan['stats'], scan['targets'], scan['settings']
         n = settings['repeat']
-        where = (f'Process scan every {settings["interval_s"]:g} s, {settings["processes_scanned"]} processes '
-                 f'({n}× {settings["window_s"]:g} s)')
+        kept = s['procfs'].get('seconds_between_scans', {}).get('p50')
+        every = f'every {kept:.0f} s, ' if kept else ''
+        where = (f'Process scan {every}asked every {settings["interval_s"]:g} s, {settings["processes_scanned"]} '
+                 f'processes ({n}× {settings["window_s"]:g} s)')
         table.append([where, 'CPU added, % of one core (/proc fast path)',
                       _spread(s['procfs']['added_core_percent'], 3), NA, NA,
                       _target_text(t['added_core_percent'], ' %'), _met(t['added_core_percent'])])
