@@ -4,7 +4,7 @@ One headless Chromium shows the live system monitor, refreshing every 2 s: the a
 (``jarvis --no-open ... --no-default-model``) against Glances' web UI (``glances -w -t 2``), with
 Glances' process list on and off. The app runs as it always does: the history recorder writes every
 sample to its database (in one batch a minute) and scans the processes once a minute for it; the System
-view's Processes panel has them scanned every 10 s while it is in view (each run records whether it was,
+view's Processes panel has them scanned every 5 s or less often (the scans' CPU budget) while it is in view (each run records whether it was,
 in the browser's 1400×1000 window without scrolling). After a warm-up, the CPU time (user+sys) of the server's process
 tree and its RSS are measured over a window. Chromium is a separate process tree: its own CPU is not
 counted. The subjects take turns (app, Glances, Glances without processes, then again), so that a

@@ -184,7 +184,7 @@ def _notes(results: dict[str, Any]) -> list[str]:
         notes.append('Idle: CPU is user+sys of the server process and all its descendants (psutil), over the '
                      'window after the warm-up, with one headless Chromium connected; Chromium itself is not '
                      'counted. The app records its history (always on, with a process scan a minute); its Processes panel '
-                     'has the processes scanned every 10 s only while it is in view, which it was '
+                     'has the processes scanned (every 5 s or less often, within the scans\' CPU budget) only while it is in view, which it was '
                      + ('' if any(r.get('processes_panel_in_view') for r in bench['idle'].get('runs', [])) else 'not ')
                      + 'in the browser\'s window. RSS is the peak of 1-s samples of the tree. Glances without its process list: '
                      '--disable-process alone only hides it in the terminal UI of Glances 4.5.8 (its web server '
