@@ -269,7 +269,7 @@ def _nicegui_pruning() -> tuple[Callable[..., Any], ...]:
 
 
 def _is_nicegui_pruning(callback: Callable[..., Any]) -> bool:
-    return any(callback == known for known in _nicegui_pruning())
+    return callback in _nicegui_pruning()
 
 
 def quiet_windows() -> None:

@@ -1,9 +1,9 @@
 """The Processes panel of the System view: the processes that use the most, sortable, with a filter box.
 
 While the panel is in view in a connected window (in the viewport, in a page the browser does not
-report as hidden) it holds a demand on the process scans (every 5 s, less often where a scan costs more than its budget:
-``jarvis/metrics/processes.py``): a panel scrolled out of sight or
-a hidden tab costs no scan. Each scan arrives as a ``processes`` event and replaces the table's
+report as hidden) it holds a demand on the process scans (every 5 s, less often where a scan costs more
+than its budget: ``jarvis/metrics/processes.py``): a panel scrolled out of sight or a hidden tab costs no
+scan. Each scan arrives as a ``processes`` event and replaces the table's
 rows in place. Sorting (a click on a
 column) and filtering pick the rows on the server from the whole scan, so "the top 20 by memory" or
 "every process called chrome" are right, not a re-ordering of the rows already shown.
@@ -169,8 +169,7 @@ def summary(snapshot: ProcessSnapshot, matching: int, shown: int, sort: str, tex
         found = f'{matching} of {snapshot.count} processes match'
     else:
         found = f'Top {shown} of {snapshot.count} processes'
-    seconds = snapshot.cpu_window_s
-    window = (f'CPU % of one core over {seconds:.1f} s' if seconds and seconds < 10 else
-              f'CPU % of one core over {seconds:.0f} s' if seconds else 'CPU % n/a')
+    seconds = snapshot.cpu_window_s  # a tenth where it matters: the first scan averages over a quarter second
+    window = f'CPU % of one core over {seconds:.{1 if seconds < 10 else 0}f} s' if seconds else 'CPU % n/a'
     gpu = '' if snapshot.has_gpu_memory else f' · GPU memory n/a: {snapshot.gpu_status}'
     return f'{found}, by {label.lower()} · {window} · {fmt.clock(snapshot.timestamp)}{gpu}'
