@@ -71,7 +71,7 @@ async def simulate(settings: Settings, plugins: Sequence[type[Plugin]] = BUILTIN
             services, root = create_app(settings)
             services.plugins.set_sources(plugins)
             prepare_simulation()
-            ui.run(root, storage_secret='test secret', reconnect_timeout=0.2)
+            ui.run(root, storage_secret='test secret', reconnect_timeout=0.2, tailwind=False)
             async with core.app.router.lifespan_context(core.app):
                 if wait_ready:
                     await services.wait_ready()

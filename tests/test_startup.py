@@ -15,6 +15,8 @@ import pytest
 
 from jarvis import events
 from jarvis.config import Settings
+from jarvis.hub import Hub
+from jarvis.metrics import MetricsSampler, NvmlGpuReader
 from jarvis.services import Services
 from jarvis.window_process import WindowProcess, WindowSpec
 
@@ -22,6 +24,7 @@ from .conftest import simulate
 from .helpers.browser import STRICT, wait_for
 from .helpers.server import free_port
 from .helpers.window_hooks import HEAVY, report_modules
+from .test_metrics import FakeNvml
 from .test_native_window import display  # noqa: F401  # pylint: disable=unused-import  # the Xvfb fixture
 
 
@@ -136,3 +139,39 @@ async def test_the_first_page_shows_the_first_sample_at_once(settings: Settings)
         # no waiting: the value is in the page as it is built
         assert user.find(marker='cpu-value').elements.pop().text.endswith('%')
         assert harness.services.sampler.samples_taken == 1, 'the page needed no sample of its own'
+
+
+def test_the_app_imports_no_http_client_before_it_serves() -> None:
+    """httpx (with the console libraries it pulls in) and its connection pool cost about 0.15 s here; the models,
+    remote servers and the Wikipedia plugin import it on first use, after the first page is out."""
+    code = ('import sys, jarvis.app; from jarvis.config import Settings; from jarvis.services import Services; '
+            'import tempfile, pathlib; Services(Settings(data_dir=pathlib.Path(tempfile.mkdtemp()))); '
+            'print(__import__("json").dumps([m for m in ("httpx", "httpcore", "rich") if m in sys.modules]))')
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60, check=True)
+    assert json.loads(result.stdout) == []
+
+
+def test_the_first_cpu_reading_is_taken_when_the_sampler_is_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CPU % needs two readings some time apart: the first is taken as the app is built, so that the first
+    sample, which the first page shows, need not wait for the second."""
+    from jarvis.metrics import system  # pylint: disable=import-outside-toplevel
+    clock = [1000.0]
+    waits: list[float] = []
+    monkeypatch.setattr(system.time, 'monotonic', lambda: clock[0])
+    monkeypatch.setattr(system.time, 'sleep', waits.append)
+    sampler = MetricsSampler(Hub(), gpus=NvmlGpuReader(FakeNvml()))
+    clock[0] += 1.0  # the rest of the start
+    sampler._read()  # pylint: disable=protected-access
+    assert waits == []
+    fresh = MetricsSampler(Hub(), gpus=NvmlGpuReader(FakeNvml()))
+    fresh._read()  # pylint: disable=protected-access  # read at once: it waits out the reading's window
+    assert waits and waits[0] == pytest.approx(system.MIN_CPU_WINDOW_S)
+
+
+async def test_the_first_page_waits_for_no_chart_script(settings: Settings) -> None:
+    """ECharts is the page's largest script: the history chart is added once the window is live."""
+    async with simulate(settings) as harness:
+        client = await harness.new_user().open('/')
+        page = (await harness.http().get('/')).text
+        assert 'echart.js' not in page  # the chart's component script (the import map names every library)
+        assert any(type(e).__name__ == 'EChart' for e in client.elements.values()), 'live: the chart is there'

@@ -38,6 +38,9 @@ class MetricsSampler:
         self.interval = interval
         self.calm_interval = max(interval, calm_interval)
         self.system = system or PsutilReader()
+        # the CPU's first reading now (one read of /proc/stat): its window passes while the app starts, so
+        # the first sample, which the first page shows, needs no wait of its own
+        self.system.prime()
         self.gpus = gpus or NvmlGpuReader()
         self._history: deque[SystemMetrics] = deque(maxlen=max(1, int(HISTORY_S / interval)))
         self.samples_taken = 0
@@ -118,7 +121,6 @@ class MetricsSampler:
 
     def _start_readers(self) -> None:
         if not self._started:
-            self.system.prime()
             self.gpus.start()
             self._started = True
 

@@ -12,9 +12,7 @@ import threading
 import urllib.parse
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from ..config import DEFAULT_OLLAMA_HOST
 from ..security import is_loopback
@@ -28,6 +26,9 @@ DEFAULT_KEEP_ALIVE = '30m'
 # Ollama runs a model with its own num_ctx (4096 unless configured), not the trained context length:
 # the chat sends num_ctx explicitly so that what the assistant assumes and what Ollama uses agree
 DEFAULT_NUM_CTX = 4096
+
+if TYPE_CHECKING:
+    import httpx
 
 CONNECT_TIMEOUT = 5.0
 REQUEST_TIMEOUT = 30.0
@@ -96,6 +97,7 @@ def _client_options(url: str) -> dict[str, Any]:
 
 
 def _transport_error(url: str, exc: httpx.TransportError) -> OllamaError:
+    import httpx  # pylint: disable=import-outside-toplevel  # see OllamaClient._client
     if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
         return OllamaUnavailable(f'Ollama is not running at {url}')
     if isinstance(exc, httpx.TimeoutException):
@@ -197,8 +199,22 @@ class OllamaClient:
 
     def __init__(self, host: str | None = DEFAULT_OLLAMA_HOST, *, timeout: float = REQUEST_TIMEOUT) -> None:
         self.url = normalize_host(host)
-        self._timeout = httpx.Timeout(timeout, connect=CONNECT_TIMEOUT)
-        self._client = httpx.AsyncClient(timeout=self._timeout, **_client_options(self.url))
+        self._timeout_s = timeout
+        self._http: httpx.AsyncClient | None = None
+
+    @property
+    def _client(self) -> httpx.AsyncClient:
+        # httpx and its client are made on first use: importing and setting them up takes about 0.15 s,
+        # which the app's start (the first page) does not wait for
+        if self._http is None:
+            import httpx  # pylint: disable=import-outside-toplevel
+            self._http = httpx.AsyncClient(timeout=self._timeout, **_client_options(self.url))
+        return self._http
+
+    @property
+    def _timeout(self) -> httpx.Timeout:
+        import httpx  # pylint: disable=import-outside-toplevel  # see _client
+        return httpx.Timeout(self._timeout_s, connect=CONNECT_TIMEOUT)
 
     async def __aenter__(self) -> OllamaClient:
         return self
@@ -207,7 +223,8 @@ class OllamaClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._http is not None:
+            await self._http.aclose()
 
     async def version(self) -> str:
         data = await self._request('GET', '/api/version')
@@ -258,6 +275,7 @@ class OllamaClient:
         """Download a model, yielding a progress record per line Ollama sends."""
         validate_model_name(name)
         totals = _PullTotals()
+        import httpx  # pylint: disable=import-outside-toplevel  # see _client
         timeout = httpx.Timeout(None, connect=CONNECT_TIMEOUT)  # a layer can take long between lines
         try:
             async with self._client.stream('POST', '/api/pull', json={'model': name, 'stream': True},
@@ -283,6 +301,7 @@ class OllamaClient:
         payload: dict[str, Any] = {'model': validate_model_name(name), 'keep_alive': keep_alive, 'stream': False}
         if num_ctx is not None:
             payload['options'] = {'num_ctx': num_ctx}
+        import httpx  # pylint: disable=import-outside-toplevel  # see _client
         await self._request('POST', '/api/generate', json=payload,
                             timeout=httpx.Timeout(LOAD_TIMEOUT, connect=CONNECT_TIMEOUT))
 
@@ -295,6 +314,7 @@ class OllamaClient:
 
     async def _request(self, method: str, path: str, *, json: dict[str, Any] | None = None,
                        timeout: httpx.Timeout | None = None) -> dict[str, Any]:
+        import httpx  # pylint: disable=import-outside-toplevel  # see _client
         try:
             response = await self._client.request(method, path, json=json, timeout=timeout or self._timeout)
         except httpx.TransportError as exc:
@@ -419,6 +439,7 @@ class OllamaChatModel:
                                         'trained_context_length': context_length,
                                         'capabilities': list(capabilities or [])}
         # no keep-alive connections: each chat gets a fresh connection whose socket CancelWatch can see
+        import httpx  # pylint: disable=import-outside-toplevel  # see OllamaClient._client
         self._client = httpx.Client(timeout=httpx.Timeout(REQUEST_TIMEOUT, connect=CONNECT_TIMEOUT, read=None),
                                     limits=httpx.Limits(max_keepalive_connections=0), **_client_options(self.url))
 
@@ -448,6 +469,7 @@ class OllamaChatModel:
         }
         if tools:
             payload['tools'] = tool_definitions(tools)
+        import httpx  # pylint: disable=import-outside-toplevel  # see OllamaClient._client
         with CancelWatch(cancel) as watch:
             try:
                 with self._client.stream('POST', '/api/chat', json=payload,

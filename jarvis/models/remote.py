@@ -15,9 +15,7 @@ import threading
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from ..security import is_loopback
 from .base import ChatTurn, GenerationOptions, ModelError, ToolCall, ToolSpec
@@ -25,6 +23,9 @@ from .base import ChatTurn, GenerationOptions, ModelError, ToolCall, ToolSpec
 # the cancel watch of the Ollama chat: it shuts the socket down once Stop is pressed, also while a read is blocked
 from .ollama import CancelWatch
 from .openai_tools import StreamedToolCalls, chat_request
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,8 @@ def _scrub(text: str, api_key: str | None) -> str:
 
 
 def transport_error(server: str, url: str, exc: httpx.TransportError) -> ServerError:
+    # httpx is imported where it is used: the app's start does not wait for it (see OllamaClient._client)
+    import httpx  # pylint: disable=import-outside-toplevel
     if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
         return ServerError(f'The server {server} at {url} does not answer: is it running, and is the address right?')
     if isinstance(exc, httpx.ProxyError):
@@ -134,6 +137,7 @@ def _context_length(entry: dict[str, Any]) -> int | None:
 async def list_server_models(server: str, url: str, api_key: str | None, *,
                              timeout: float = LIST_TIMEOUT) -> list[RemoteModel]:
     """The models the server offers (``GET <url>/models``); raises ServerError."""
+    import httpx  # pylint: disable=import-outside-toplevel  # see transport_error
     async with httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT)),
                                  trust_env=_trust_env(url)) as client:
         try:
@@ -182,6 +186,7 @@ class RemoteChatModel:
         self.details: dict[str, Any] = {'server': server, 'url': url}
         self._api_key = api_key
         # no keep-alive connections: each chat gets a fresh connection whose socket the cancel watch can see
+        import httpx  # pylint: disable=import-outside-toplevel  # see transport_error
         self._client = httpx.Client(timeout=httpx.Timeout(REQUEST_TIMEOUT, connect=CONNECT_TIMEOUT, read=None),
                                     limits=httpx.Limits(max_keepalive_connections=0), trust_env=_trust_env(url),
                                     headers=_headers(api_key))
@@ -225,6 +230,7 @@ class RemoteChatModel:
         if cancel.is_set():
             return
         finished = False
+        import httpx  # pylint: disable=import-outside-toplevel  # see transport_error
         with CancelWatch(cancel) as watch:
             try:
                 with self._client.stream('POST', f'{self.url}/chat/completions', json=payload,

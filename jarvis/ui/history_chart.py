@@ -18,6 +18,7 @@ from ..metrics import SystemMonitor
 from ..metrics.history import RANGES
 from ..metrics.history_store import HistoryRange, HistorySample
 from ..metrics.sampler import CALM_INTERVAL_S
+from .live import LiveWindow
 from .markers import mark
 
 RANGE_LABELS = {'5m': '5 min', '1h': '1 h', '24h': '24 h', '7d': '7 d', '30d': '30 d'}
@@ -32,10 +33,11 @@ _AXIS_COLOR = '#94a3b8'
 
 
 class HistoryChart:
-    def __init__(self, system: SystemMonitor) -> None:
+    def __init__(self, system: SystemMonitor, live: LiveWindow) -> None:
         self.system = system
         self.range = '5m'
         self.loaded: str | None = None  # the range the chart shows (None while the first one loads)
+        self.chart: ui.echart | None = None
         with ui.card().classes('w-full') as self.root:
             with ui.row().classes('w-full items-center gap-3'):
                 ui.label('History').classes('text-base font-medium') \
@@ -45,7 +47,19 @@ class HistoryChart:
                 self.toggle = mark(ui.toggle(RANGE_LABELS, value=self.range,
                                              on_change=lambda e: self.select(e.value))
                                    .props('dense no-caps unelevated'), 'history-range')
-            self.chart = mark(ui.echart(chart_options()).classes('w-full h-72'), 'history-chart')
+            self._place = ui.element('div').classes('w-full h-72')
+        # ECharts is the largest script of the page, and starting it the largest share of a page load: the
+        # chart comes once the window is live, so that a new window shows its values without waiting for it
+        if live.connected:
+            self._show_chart()
+        else:
+            live.on_connection(self._show_chart, owner=self.root)
+
+    def _show_chart(self) -> None:
+        if self.chart is not None or self.root.is_deleted:
+            return
+        with self._place:
+            self.chart = mark(ui.echart(chart_options()).classes('w-full h-full'), 'history-chart')
         background_tasks.create(self.select(self.range), name='history: first range')
 
     async def select(self, name: str | None) -> None:
@@ -53,6 +67,8 @@ class HistoryChart:
         if name not in RANGES:
             return
         self.range = name
+        if self.chart is None:  # the chart is not there yet: it opens on this range
+            return
         history = await self.system.history_range(name, max_points=MAX_POINTS)
         if self.range != name or self.chart.is_deleted:  # another range was chosen meanwhile, or the view closed
             return
@@ -73,7 +89,7 @@ class HistoryChart:
         """Add a sample to a short range. The server's options stay complete (a re-rendered page starts from
         them), the browser only gets the new point: resending the range every 2 s would cost more the longer
         the window stays open."""
-        if self.loaded not in LIVE_RANGES or self.loaded != self.range:
+        if self.chart is None or self.loaded not in LIVE_RANGES or self.loaded != self.range:
             return
         sample = HistorySample.from_metrics(metrics)
         time_ms = int(sample.t * 1000)

@@ -74,7 +74,7 @@ class SystemView:
                 self._build_cpu_details()
                 self._build_memory_details(live)
                 self._build_gpu_details(live)
-            self.history = HistoryChart(system)
+            self.history = HistoryChart(system, live)
             self.processes = ProcessesPanel(system, live)
         live.on(events.SYSTEM_METRICS, self.update, owner=self.root)
         if live.metrics is not None:  # a fresh window shows the current values at once

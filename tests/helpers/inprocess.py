@@ -27,7 +27,7 @@ def serve_in_thread(settings: Settings) -> Iterator[tuple[Services, str]]:
     os.environ['NICEGUI_SCREEN_TEST_PORT'] = str(port)  # under pytest, NiceGUI serves on this port
     with nicegui_reset_globals():
         services, root = create_app(settings)
-        thread = threading.Thread(target=lambda: ui.run(root, port=port, show=False, reload=False,
+        thread = threading.Thread(target=lambda: ui.run(root, port=port, show=False, reload=False, tailwind=False,
                                                         show_welcome_message=False, uvicorn_logging_level='warning'),
                                   daemon=True, name='jarvis-server')
         thread.start()

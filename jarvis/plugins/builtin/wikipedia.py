@@ -10,20 +10,20 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
-
-import httpx
 
 from ... import __version__
 from ..base import Plugin, PluginContext, Setting
 from ..language import language_by_vocabulary
 from .calculator import looks_like_arithmetic
 
+if TYPE_CHECKING:
+    import httpx
+
 log = logging.getLogger(__name__)
 
-# Wikimedia asks every client to name itself in the User-Agent.
-USER_AGENT = f'JARVIS-Desktop/{__version__} (local desktop assistant; Wikipedia plugin) httpx/{httpx.__version__}'
 DEFAULT_URL = 'https://{lang}.wikipedia.org'
 MAX_CHARS = 600
 MAX_TOPIC_CHARS = 200  # MediaWiki titles have at most 255 bytes; a longer "topic" is a sentence, for the model
@@ -190,7 +190,8 @@ class WikipediaPlugin(Plugin):
     async def lookup(self, title: str, language: str, context: PluginContext) -> dict[str, Any] | None:
         """The summary JSON of the article, or None when there is none."""
         base = (context.settings.wikipedia_url or DEFAULT_URL).replace('{lang}', language).rstrip('/')
-        headers = {'User-Agent': USER_AGENT, 'Api-User-Agent': USER_AGENT, 'Accept': 'application/json'}
+        import httpx  # pylint: disable=import-outside-toplevel  # see user_agent
+        headers = {'User-Agent': user_agent(), 'Api-User-Agent': user_agent(), 'Accept': 'application/json'}
         timeout = httpx.Timeout(4.0, connect=3.0)
         try:
             async with httpx.AsyncClient(headers=headers, timeout=timeout, follow_redirects=True) as client:
@@ -229,6 +230,14 @@ class WikipediaPlugin(Plugin):
         if link:
             lines.append(f'{MESSAGES["more"][language]}: {link}')
         return '\n\n'.join(lines)
+
+
+@cache
+def user_agent() -> str:
+    """Wikimedia asks every client to name itself in the User-Agent. (httpx is imported by the first lookup:
+    the app's start, which loads the plugins, does not wait for it.)"""
+    import httpx  # pylint: disable=import-outside-toplevel
+    return f'JARVIS-Desktop/{__version__} (local desktop assistant; Wikipedia plugin) httpx/{httpx.__version__}'
 
 
 def _raise_for_server_error(response: httpx.Response) -> None:
