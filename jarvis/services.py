@@ -128,8 +128,8 @@ class Services:
         await asyncio.to_thread(self.store.load)
         self.models.load_options()
         await self.alerts.start()  # before the sampler: its first sample is checked too
-        # the machine first: its first sample needs a quarter of a second between two CPU readings, which
-        # passes while the plugins and the chat start; the first page then shows it (no wait for a tick)
+        # the machine first: its first sample, which the first page shows (no wait for a tick), needs two CPU
+        # readings 0.2 s apart; the first was taken as the sampler was made, so by now it needs no wait
         first_sample = self._first_sample()
         await self.system.start()
         await asyncio.to_thread(self.plugins.discover)

@@ -65,15 +65,18 @@ def register(app: FastAPI, services: Services, more: Sequence[Callable[[APIRoute
     install_error_handlers(app)
     app.add_exception_handler(StartupError, _start_failed)  # type: ignore[arg-type]
     schema: dict[str, Any] = {}
+    making = asyncio.Lock()
 
     @app.get(OPENAPI_PATH, include_in_schema=False)
     async def openapi() -> dict[str, Any]:
-        if not schema:  # made on first request, off the loop: it takes about 0.1 s, which the start need not wait for
-            schema.update(await asyncio.to_thread(
-                get_openapi, title='J.A.R.V.I.S. Desktop API', version=__version__, routes=router.routes,
-                description='The hub and the domain for scripts, and the OpenAI-compatible API (/v1/). '
-                            'Every error is {"error": "..."}; under /v1/ in OpenAI\'s shape, '
-                            '{"error": {"message": "...", "type": "...", "param": ..., "code": ...}}.'))
+        # made on the first request, once, off the loop: it takes about 0.1 s, which the start need not wait for
+        async with making:
+            if not schema:
+                schema.update(await asyncio.to_thread(
+                    get_openapi, title='J.A.R.V.I.S. Desktop API', version=__version__, routes=router.routes,
+                    description='The hub and the domain for scripts, and the OpenAI-compatible API (/v1/). '
+                                'Every error is {"error": "..."}; under /v1/ in OpenAI\'s shape, '
+                                '{"error": {"message": "...", "type": "...", "param": ..., "code": ...}}.'))
         return schema
 
 

@@ -29,7 +29,8 @@ class MetricsSampler:
     """Publishes ``system_metrics`` on the hub: every ``interval`` while someone watches (``Hub.watching_count``),
     every ``calm_interval`` while nobody does.
 
-    Every psutil, disk and NVML call runs in a worker thread, never on the event loop.
+    Every psutil, disk and NVML call runs in a worker thread, never on the event loop, but one: the CPU's and the
+    network's first counters are read as the sampler is made (one read of /proc/stat and one of /proc/net/dev).
     """
 
     def __init__(self, hub: Hub, *, interval: float = DEFAULT_INTERVAL_S, calm_interval: float = CALM_INTERVAL_S,
@@ -38,7 +39,7 @@ class MetricsSampler:
         self.interval = interval
         self.calm_interval = max(interval, calm_interval)
         self.system = system or PsutilReader()
-        # the CPU's first reading now (one read of /proc/stat): its window passes while the app starts, so
+        # the CPU's first reading now (and the network's counters): its window passes while the app starts, so
         # the first sample, which the first page shows, needs no wait of its own
         self.system.prime()
         self.gpus = gpus or NvmlGpuReader()

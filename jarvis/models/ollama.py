@@ -6,6 +6,7 @@ Every failure surfaces as an ``OllamaError`` whose message a user can read.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import threading
@@ -96,8 +97,16 @@ def _client_options(url: str) -> dict[str, Any]:
     return {'base_url': url, 'trust_env': not is_loopback(urllib.parse.urlsplit(url).hostname or '')}
 
 
+def _new_client(url: str, timeout: float) -> httpx.AsyncClient:
+    """A connection pool for one Ollama server. Made in a worker thread (``OllamaClient._connection``), never with
+    the app: the first one imports httpx (with what it pulls in, about 0.15 s here), and each reads the CA bundle
+    for its TLS context (about 0.02 s). Neither the app's start nor an open window waits for that."""
+    import httpx  # pylint: disable=import-outside-toplevel
+    return httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=CONNECT_TIMEOUT), **_client_options(url))
+
+
 def _transport_error(url: str, exc: httpx.TransportError) -> OllamaError:
-    import httpx  # pylint: disable=import-outside-toplevel  # see OllamaClient._client
+    import httpx  # pylint: disable=import-outside-toplevel  # imported already: the error came from it
     if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
         return OllamaUnavailable(f'Ollama is not running at {url}')
     if isinstance(exc, httpx.TimeoutException):
@@ -201,20 +210,15 @@ class OllamaClient:
         self.url = normalize_host(host)
         self._timeout_s = timeout
         self._http: httpx.AsyncClient | None = None
+        self._making = asyncio.Lock()
 
-    @property
-    def _client(self) -> httpx.AsyncClient:
-        # httpx and its client are made on first use: importing and setting them up takes about 0.15 s,
-        # which the app's start (the first page) does not wait for
+    async def _connection(self) -> httpx.AsyncClient:
+        """The connection pool, made on the first request, in a worker thread (see ``_new_client``)."""
         if self._http is None:
-            import httpx  # pylint: disable=import-outside-toplevel
-            self._http = httpx.AsyncClient(timeout=self._timeout, **_client_options(self.url))
+            async with self._making:
+                if self._http is None:
+                    self._http = await asyncio.to_thread(_new_client, self.url, self._timeout_s)
         return self._http
-
-    @property
-    def _timeout(self) -> httpx.Timeout:
-        import httpx  # pylint: disable=import-outside-toplevel  # see _client
-        return httpx.Timeout(self._timeout_s, connect=CONNECT_TIMEOUT)
 
     async def __aenter__(self) -> OllamaClient:
         return self
@@ -225,6 +229,7 @@ class OllamaClient:
     async def aclose(self) -> None:
         if self._http is not None:
             await self._http.aclose()
+            self._http = None
 
     async def version(self) -> str:
         data = await self._request('GET', '/api/version')
@@ -275,10 +280,11 @@ class OllamaClient:
         """Download a model, yielding a progress record per line Ollama sends."""
         validate_model_name(name)
         totals = _PullTotals()
-        import httpx  # pylint: disable=import-outside-toplevel  # see _client
+        client = await self._connection()
+        import httpx  # pylint: disable=import-outside-toplevel  # imported off the loop by _connection
         timeout = httpx.Timeout(None, connect=CONNECT_TIMEOUT)  # a layer can take long between lines
         try:
-            async with self._client.stream('POST', '/api/pull', json={'model': name, 'stream': True},
+            async with client.stream('POST', '/api/pull', json={'model': name, 'stream': True},
                                            timeout=timeout) as response:
                 if response.status_code >= 400:
                     raise _status_error(self.url, '/api/pull', response.status_code, await response.aread())
@@ -301,9 +307,7 @@ class OllamaClient:
         payload: dict[str, Any] = {'model': validate_model_name(name), 'keep_alive': keep_alive, 'stream': False}
         if num_ctx is not None:
             payload['options'] = {'num_ctx': num_ctx}
-        import httpx  # pylint: disable=import-outside-toplevel  # see _client
-        await self._request('POST', '/api/generate', json=payload,
-                            timeout=httpx.Timeout(LOAD_TIMEOUT, connect=CONNECT_TIMEOUT))
+        await self._request('POST', '/api/generate', json=payload, timeout_s=LOAD_TIMEOUT)
 
     async def unload(self, name: str) -> None:
         await self._request('POST', '/api/generate',
@@ -313,10 +317,12 @@ class OllamaClient:
         await self._request('DELETE', '/api/delete', json={'model': validate_model_name(name)})
 
     async def _request(self, method: str, path: str, *, json: dict[str, Any] | None = None,
-                       timeout: httpx.Timeout | None = None) -> dict[str, Any]:
-        import httpx  # pylint: disable=import-outside-toplevel  # see _client
+                       timeout_s: float | None = None) -> dict[str, Any]:
+        client = await self._connection()
+        import httpx  # pylint: disable=import-outside-toplevel  # imported off the loop by _connection
+        timeout = httpx.Timeout(timeout_s or self._timeout_s, connect=CONNECT_TIMEOUT)
         try:
-            response = await self._client.request(method, path, json=json, timeout=timeout or self._timeout)
+            response = await client.request(method, path, json=json, timeout=timeout)
         except httpx.TransportError as exc:
             raise _transport_error(self.url, exc) from exc
         if response.status_code >= 400:
@@ -439,7 +445,7 @@ class OllamaChatModel:
                                         'trained_context_length': context_length,
                                         'capabilities': list(capabilities or [])}
         # no keep-alive connections: each chat gets a fresh connection whose socket CancelWatch can see
-        import httpx  # pylint: disable=import-outside-toplevel  # see OllamaClient._client
+        import httpx  # pylint: disable=import-outside-toplevel  # OllamaClient.chat_model imported it, off the loop
         self._client = httpx.Client(timeout=httpx.Timeout(REQUEST_TIMEOUT, connect=CONNECT_TIMEOUT, read=None),
                                     limits=httpx.Limits(max_keepalive_connections=0), **_client_options(self.url))
 
@@ -469,7 +475,7 @@ class OllamaChatModel:
         }
         if tools:
             payload['tools'] = tool_definitions(tools)
-        import httpx  # pylint: disable=import-outside-toplevel  # see OllamaClient._client
+        import httpx  # pylint: disable=import-outside-toplevel  # the chat runs in a worker thread
         with CancelWatch(cancel) as watch:
             try:
                 with self._client.stream('POST', '/api/chat', json=payload,

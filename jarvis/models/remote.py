@@ -9,6 +9,7 @@ streamed as server-sent events).
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
@@ -80,8 +81,7 @@ def _scrub(text: str, api_key: str | None) -> str:
 
 
 def transport_error(server: str, url: str, exc: httpx.TransportError) -> ServerError:
-    # httpx is imported where it is used: the app's start does not wait for it (see OllamaClient._client)
-    import httpx  # pylint: disable=import-outside-toplevel
+    import httpx  # pylint: disable=import-outside-toplevel  # imported already: the error came from it
     if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
         return ServerError(f'The server {server} at {url} does not answer: is it running, and is the address right?')
     if isinstance(exc, httpx.ProxyError):
@@ -134,12 +134,20 @@ def _context_length(entry: dict[str, Any]) -> int | None:
     return None
 
 
+def _list_client(url: str, timeout: float) -> httpx.AsyncClient:
+    """Made in a worker thread: the first client imports httpx (about 0.15 s here), and each reads the CA bundle
+    for its TLS context; no window waits for that."""
+    import httpx  # pylint: disable=import-outside-toplevel
+    return httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT)),
+                             trust_env=_trust_env(url))
+
+
 async def list_server_models(server: str, url: str, api_key: str | None, *,
                              timeout: float = LIST_TIMEOUT) -> list[RemoteModel]:
     """The models the server offers (``GET <url>/models``); raises ServerError."""
-    import httpx  # pylint: disable=import-outside-toplevel  # see transport_error
-    async with httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT)),
-                                 trust_env=_trust_env(url)) as client:
+    client = await asyncio.to_thread(_list_client, url, timeout)
+    import httpx  # pylint: disable=import-outside-toplevel  # imported off the loop by _list_client
+    async with client:
         try:
             response = await client.get(f'{url}/models', headers=_headers(api_key))
         except httpx.TransportError as exc:
@@ -186,7 +194,9 @@ class RemoteChatModel:
         self.details: dict[str, Any] = {'server': server, 'url': url}
         self._api_key = api_key
         # no keep-alive connections: each chat gets a fresh connection whose socket the cancel watch can see
-        import httpx  # pylint: disable=import-outside-toplevel  # see transport_error
+        # httpx is imported where it is used, not with the app (see _list_client); listing the server's models
+        # imported it, off the loop
+        import httpx  # pylint: disable=import-outside-toplevel
         self._client = httpx.Client(timeout=httpx.Timeout(REQUEST_TIMEOUT, connect=CONNECT_TIMEOUT, read=None),
                                     limits=httpx.Limits(max_keepalive_connections=0), trust_env=_trust_env(url),
                                     headers=_headers(api_key))
@@ -230,7 +240,7 @@ class RemoteChatModel:
         if cancel.is_set():
             return
         finished = False
-        import httpx  # pylint: disable=import-outside-toplevel  # see transport_error
+        import httpx  # pylint: disable=import-outside-toplevel  # the chat runs in a worker thread
         with CancelWatch(cancel) as watch:
             try:
                 with self._client.stream('POST', f'{self.url}/chat/completions', json=payload,

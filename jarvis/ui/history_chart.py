@@ -139,9 +139,12 @@ def chart_options() -> dict[str, Any]:
     return {
         'animation': False,
         'tooltip': {'trigger': 'axis'},
-        'legend': {'top': 0, 'data': [name for name, _, _ in SERIES], 'textStyle': grey},
+        # scrolls where the window is too narrow for all five names (390 px), instead of cutting the last one off
+        'legend': {'type': 'scroll', 'top': 0, 'data': [name for name, _, _ in SERIES], 'textStyle': grey,
+                   'pageTextStyle': grey, 'pageIconColor': _AXIS_COLOR},
         'grid': {'left': 8, 'right': 16, 'top': 32, 'bottom': 36, 'containLabel': True},
-        'xAxis': {'type': 'time', 'axisLabel': grey},
+        # a narrow window (390 px) has room for a few times only: the others are left out, not drawn over each other
+        'xAxis': {'type': 'time', 'axisLabel': {**grey, 'hideOverlap': True}},
         'yAxis': [
             {'type': 'value', 'min': 0, 'max': 100, 'axisLabel': {**grey, 'formatter': '{value}%'},
              'splitLine': {'lineStyle': {'color': 'rgba(148, 163, 184, 0.2)'}}},

@@ -118,7 +118,10 @@ class LiveWindow:
     def _tell_connection_listeners(self) -> None:
         self._connection_listeners[:] = [(o, c) for o, c in self._connection_listeners if not o.is_deleted]
         for _, callback in list(self._connection_listeners):
-            callback()
+            try:
+                callback()
+            except Exception:  # pylint: disable=broad-except  # one view's failure must not keep the others stale
+                log.exception('a view failed to follow its window\'s connection')
 
     def _on_visibility(self, event: ui_events.GenericEventArguments) -> None:
         state = event.args[0] if isinstance(event.args, list) and event.args else event.args
