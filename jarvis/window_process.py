@@ -18,6 +18,7 @@ import logging
 import multiprocessing
 import os
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -158,12 +159,30 @@ def run_window(spec: WindowSpec, method_queue: multiprocessing.Queue, response_q
     start_args: dict[str, Any] = {'func': when_started}
     if spec.gui is not None:
         start_args['gui'] = spec.gui
+    code = 0
     try:
         webview.start(**start_args)
     except Exception as error:  # pylint: disable=broad-except
+        code = 1
         _restore_stderr(console)
         if not status.closed:
             status.send(f'the GUI backend did not start ({type(error).__name__}: {error})')
+    _exit_now(response_queue, code)
+
+
+def _exit_now(response_queue: multiprocessing.Queue, code: int) -> None:
+    """End the process once its window has closed. pywebview leaves threads that wait for the window to load
+    (its script injection, started by a page load that a quick close overtook), and Python's exit waits for
+    every such thread for ever: the window's process would outlive the app. What the app may still read (the
+    response queue, the console) is flushed first."""
+    response_queue.close()
+    response_queue.join_thread()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):  # closed, or none (a windowed bundle)
+            pass
+    os._exit(code)  # pylint: disable=protected-access
 
 
 def _capture_stderr(path: str) -> int | None:

@@ -24,7 +24,7 @@ from jarvis.window_process import WindowProcess, WindowSpec
 from .conftest import simulate
 from .helpers.browser import STRICT, wait_for
 from .helpers.server import free_port
-from .helpers.window_hooks import HEAVY, report_modules
+from .helpers.window_hooks import HEAVY, leave_a_waiting_thread, report_modules
 from .test_metrics import FakeNvml
 from .test_native_window import display  # noqa: F401  # pylint: disable=unused-import  # the Xvfb fixture
 
@@ -104,6 +104,26 @@ def test_the_window_opens_before_the_server_answers_and_then_loads_its_page(
         window.process.join(timeout=15)
         window.stop()
     assert window.process.exitcode is not None
+
+
+@pytest.mark.native
+@pytest.mark.skipif(shutil.which('Xvfb') is None and not STRICT, reason='needs Xvfb (Debian: apt-get install xvfb)')
+def test_the_window_process_ends_with_its_window_despite_a_waiting_thread(
+        display: str, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """pywebview can leave a thread that waits for ever (a page load overtaken by a quick quit): the window's
+    process must still end when its window closes, not outlive the app."""
+    monkeypatch.setenv('DISPLAY', display)
+    monkeypatch.delenv('WAYLAND_DISPLAY', raising=False)
+    monkeypatch.setenv('QTWEBENGINE_CHROMIUM_FLAGS', '--no-sandbox')
+    window = WindowProcess(WindowSpec(url='http://127.0.0.1:9/', title='exit test', size=(640, 480),
+                                      min_size=(320, 240), gui='qt'), on_window=leave_a_waiting_thread)
+    try:
+        assert window.result(timeout=60) is None
+        window.method_queue.put(('destroy', (), {}))
+        window.process.join(timeout=30)
+        assert window.process.exitcode == 0
+    finally:
+        window.stop()
 
 
 def test_a_window_that_cannot_start_says_why(monkeypatch: pytest.MonkeyPatch) -> None:

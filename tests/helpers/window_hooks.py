@@ -14,3 +14,11 @@ def report_modules(window: Any, send: Callable[..., None]) -> None:
     """Send the app an event that names the heavy modules this process has imported."""
     del window
     send('modules', imported=[name for name in HEAVY if name in sys.modules])
+
+
+def leave_a_waiting_thread(window: Any, send: Callable[..., None]) -> None:
+    """Start a thread that is not a daemon and never ends, as pywebview's script injection does when a close
+    overtakes a page load: the window's process must end all the same once its window has closed."""
+    import threading  # pylint: disable=import-outside-toplevel
+    del window, send
+    threading.Thread(target=threading.Event().wait, name='waits for ever', daemon=False).start()
