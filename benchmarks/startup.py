@@ -175,9 +175,9 @@ class _Xvfb:
 
 
 def run_live(procs: Processes, *, quick: bool, repeat: int | None = None) -> dict[str, Any]:
-    """Launch -> live values, in the native window (when Xvfb is here) and in a browser."""
+    """Launch -> live values, in the native window (when Xvfb is here) and in a browser (after ``run``, which has
+    written the app's bytecode)."""
     repeat = repeat or (3 if quick else 5)
-    compile_bytecode()
     times: dict[str, list[float]] = {'native': [], 'browser': []}
     xvfb = _Xvfb() if shutil.which('Xvfb') else None
     driver = procs.add_driver(start_chromium())

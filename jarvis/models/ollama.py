@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ..config import DEFAULT_OLLAMA_HOST
 from ..security import is_loopback
 from .base import ChatTurn, GenerationOptions, ModelError, ModelInfo, ToolCall, ToolSpec
+from .http_client import async_client
 from .names import validate_name
 from .openai_tools import read_arguments, tool_definitions
 
@@ -95,14 +96,6 @@ def validate_model_name(name: object) -> str:
 def _client_options(url: str) -> dict[str, Any]:
     # like Go's ProxyFromEnvironment (which Ollama's CLI uses), never send a loopback address to a proxy
     return {'base_url': url, 'trust_env': not is_loopback(urllib.parse.urlsplit(url).hostname or '')}
-
-
-def _new_client(url: str, timeout: float) -> httpx.AsyncClient:
-    """A connection pool for one Ollama server. Made in a worker thread (``OllamaClient._connection``), never with
-    the app: the first one imports httpx (with what it pulls in, about 0.15 s here), and each reads the CA bundle
-    for its TLS context (about 0.02 s). Neither the app's start nor an open window waits for that."""
-    import httpx  # pylint: disable=import-outside-toplevel
-    return httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=CONNECT_TIMEOUT), **_client_options(url))
 
 
 def _transport_error(url: str, exc: httpx.TransportError) -> OllamaError:
@@ -213,11 +206,12 @@ class OllamaClient:
         self._making = asyncio.Lock()
 
     async def _connection(self) -> httpx.AsyncClient:
-        """The connection pool, made on the first request, in a worker thread (see ``_new_client``)."""
+        """The connection pool, made on the first request, off the loop (``http_client``)."""
         if self._http is None:
             async with self._making:
                 if self._http is None:
-                    self._http = await asyncio.to_thread(_new_client, self.url, self._timeout_s)
+                    self._http = await async_client(self._timeout_s, connect=CONNECT_TIMEOUT,
+                                                    **_client_options(self.url))
         return self._http
 
     async def __aenter__(self) -> OllamaClient:

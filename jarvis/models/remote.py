@@ -9,7 +9,6 @@ streamed as server-sent events).
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import threading
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..security import is_loopback
 from .base import ChatTurn, GenerationOptions, ModelError, ToolCall, ToolSpec
+from .http_client import async_client
 
 # the cancel watch of the Ollama chat: it shuts the socket down once Stop is pressed, also while a read is blocked
 from .ollama import CancelWatch
@@ -134,19 +134,11 @@ def _context_length(entry: dict[str, Any]) -> int | None:
     return None
 
 
-def _list_client(url: str, timeout: float) -> httpx.AsyncClient:
-    """Made in a worker thread: the first client imports httpx (about 0.15 s here), and each reads the CA bundle
-    for its TLS context; no window waits for that."""
-    import httpx  # pylint: disable=import-outside-toplevel
-    return httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT)),
-                             trust_env=_trust_env(url))
-
-
 async def list_server_models(server: str, url: str, api_key: str | None, *,
                              timeout: float = LIST_TIMEOUT) -> list[RemoteModel]:
     """The models the server offers (``GET <url>/models``); raises ServerError."""
-    client = await asyncio.to_thread(_list_client, url, timeout)
-    import httpx  # pylint: disable=import-outside-toplevel  # imported off the loop by _list_client
+    client = await async_client(timeout, connect=min(timeout, CONNECT_TIMEOUT), trust_env=_trust_env(url))
+    import httpx  # pylint: disable=import-outside-toplevel  # imported off the loop by async_client
     async with client:
         try:
             response = await client.get(f'{url}/models', headers=_headers(api_key))
@@ -194,7 +186,7 @@ class RemoteChatModel:
         self.details: dict[str, Any] = {'server': server, 'url': url}
         self._api_key = api_key
         # no keep-alive connections: each chat gets a fresh connection whose socket the cancel watch can see
-        # httpx is imported where it is used, not with the app (see _list_client); listing the server's models
+        # httpx is imported where it is used, not with the app (see http_client); listing the server's models
         # imported it, off the loop
         import httpx  # pylint: disable=import-outside-toplevel
         self._client = httpx.Client(timeout=httpx.Timeout(REQUEST_TIMEOUT, connect=CONNECT_TIMEOUT, read=None),
